@@ -5,3 +5,5 @@ export * from './queries/projects.js';
 export * from './queries/events.js';
 export * from './queries/raw-results.js';
 export * from './queries/partitions.js';
+export * from './queries/rollup.js';
+export * from './queries/results.js';

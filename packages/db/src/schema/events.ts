@@ -1,4 +1,4 @@
-import { jsonb, pgEnum, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, jsonb, pgEnum, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { EVENT_TYPES } from '@tally/contracts';
 
 export const eventType = pgEnum('event_type', EVENT_TYPES);
@@ -29,4 +29,6 @@ export const analyticsEvents = pgTable('analytics_events', {
   /** The time the client sent; partition key and part of the idempotency key. */
   clientTime: timestamp('client_time', { withTimezone: true, mode: 'date' }).notNull(),
   receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull(),
+  /** Insertion order, from analytics_events_seq: how the rollup finds new events (drizzle/0003_rollup.sql). */
+  seq: bigint('seq', { mode: 'number' }).notNull(),
 });

@@ -1,2 +1,3 @@
 export * from './projects.js';
 export * from './events.js';
+export * from './summaries.js';

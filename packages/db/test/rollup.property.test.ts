@@ -1,0 +1,168 @@
+import fc from 'fast-check';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoredEvent } from '@tally/contracts';
+import {
+  createProject,
+  experimentResults,
+  experimentTimeseries,
+  insertEvents,
+  listExperiments,
+  rawExperimentResults,
+  rebuildExperiment,
+  runRollup,
+  type Database,
+} from '@tally/db';
+import { createTestDatabase, type TestDatabase } from '@tally/testing';
+
+/**
+ * Random histories (any arrival order, duplicates, late exposures, sessions that
+ * see two variants, several goals, two projects sharing ids), inserted in random
+ * batches with rollups between them: every number served from the summaries must
+ * equal one SQL query over the raw events.
+ */
+
+const BASE = Date.UTC(2026, 10, 20, 10, 0, 0);
+const EXPERIMENTS = ['exp-a', 'exp-b'];
+const GOALS = [null, 'purchase', 'signup'];
+
+const eventArb = fc.record({
+  project: fc.integer({ min: 0, max: 1 }),
+  session: fc.integer({ min: 0, max: 7 }),
+  kind: fc.constantFrom('EXPOSURE', 'EXPOSURE', 'PAGEVIEW', 'CONVERSION'),
+  experiment: fc.constantFrom(...EXPERIMENTS),
+  variant: fc.constantFrom('control', 'control', 'treatment', 'treatment', 'other'),
+  goal: fc.constantFrom(...GOALS),
+  // Spans several hours and days, so cohorts and late arrivals are exercised.
+  minute: fc.integer({ min: 0, max: 60 * 30 }),
+});
+
+type GeneratedEvent = typeof eventArb extends fc.Arbitrary<infer T> ? T : never;
+
+const historyArb = fc
+  .array(eventArb, { minLength: 1, maxLength: 60 })
+  // Every event once plus some sent again (client retries), in any arrival order.
+  .chain((events) =>
+    fc.array(fc.nat({ max: events.length - 1 }), { maxLength: 10 }).map((retried) => ({
+      events,
+      arrivals: [...events.keys(), ...retried],
+    })),
+  )
+  .chain(({ events, arrivals }) =>
+    fc.record({
+      events: fc.constant(events),
+      arrivals: fc.shuffledSubarray(arrivals, { minLength: arrivals.length, maxLength: arrivals.length }),
+      batchSizes: fc.array(fc.integer({ min: 1, max: 15 }), { minLength: 1, maxLength: 20 }),
+      rollupAfter: fc.array(fc.boolean(), { minLength: 20, maxLength: 20 }),
+      rebuildAt: fc.nat({ max: 12 }),
+    }),
+  );
+
+function toStored(e: GeneratedEvent, index: number): StoredEvent {
+  const ts = BASE + e.minute * 60_000 + index;
+  return {
+    eventId: `ev-${index}`,
+    eventType: e.kind as StoredEvent['eventType'],
+    sessionId: `s-${e.session}`,
+    viewId: null,
+    experimentId: e.kind === 'EXPOSURE' ? e.experiment : null,
+    variantKey: e.kind === 'EXPOSURE' ? e.variant : null,
+    goal: e.kind === 'CONVERSION' ? e.goal : null,
+    properties: null,
+    timestamp: ts,
+    clientTimestamp: ts,
+  };
+}
+
+async function rawTimeseries(db: Database, projectId: string, experimentId: string, interval: 'hour' | 'day', goal: string | null) {
+  const { rows } = await db.execute<{ variant_key: string; bucket: Date; sessions: string; converted: string }>(sql`
+    WITH exposed AS (
+      SELECT session_id, min(event_time) AS first_exposure,
+        CASE WHEN count(DISTINCT variant_key) = 1 THEN min(variant_key) END AS variant_key
+      FROM analytics_events
+      WHERE project_id = ${projectId} AND experiment_id = ${experimentId} AND event_type = 'EXPOSURE'
+      GROUP BY session_id
+    )
+    SELECT x.variant_key, date_trunc(${interval}, x.first_exposure, 'UTC') AS bucket, count(*) AS sessions,
+      count(*) FILTER (WHERE EXISTS (
+        SELECT 1 FROM analytics_events e
+        WHERE e.project_id = ${projectId} AND e.session_id = x.session_id AND e.event_type = 'CONVERSION'
+          AND e.event_time >= x.first_exposure AND (${goal}::text IS NULL OR e.goal = ${goal}::text)
+      )) AS converted
+    FROM exposed x WHERE x.variant_key IS NOT NULL
+    GROUP BY 1, 2 ORDER BY 1, 2`);
+  return rows.map((r) => ({
+    variantKey: r.variant_key,
+    bucket: new Date(r.bucket).toISOString(),
+    sessions: Number(r.sessions),
+    convertedSessions: Number(r.converted),
+  }));
+}
+
+describe('summaries equal the raw-event oracle', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('for random histories, arrival orders, duplicates and rollup timings', async () => {
+    await fc.assert(
+      fc.asyncProperty(historyArb, async (history) => {
+        const db = database.db;
+        const projects = [await createProject(db, 'p0'), await createProject(db, 'p1')];
+        const stored = history.events.map(toStored);
+        const arrivals = history.arrivals;
+        let cursor = 0;
+        let step = 0;
+        while (cursor < arrivals.length) {
+          const size = history.batchSizes[step % history.batchSizes.length]!;
+          const batch = arrivals.slice(cursor, cursor + size);
+          cursor += size;
+          for (const p of [0, 1]) {
+            const events = batch.filter((i) => history.events[i]!.project === p).map((i) => stored[i]!);
+            if (events.length > 0) await insertEvents(db, projects[p]!.projectId, Date.now(), events);
+          }
+          if (history.rollupAfter[step % history.rollupAfter.length]) await runRollup(db);
+          // A rebuild from raw events, even with events not yet rolled up, must change nothing.
+          if (step === history.rebuildAt) {
+            for (const { projectId } of projects) {
+              for (const experimentId of EXPERIMENTS) await rebuildExperiment(db, projectId, experimentId);
+            }
+          }
+          step += 1;
+        }
+        await runRollup(db);
+
+        for (const { projectId } of projects) {
+          const listed = await listExperiments(db, projectId);
+          for (const experimentId of EXPERIMENTS) {
+            const any = await rawExperimentResults(db, projectId, experimentId, null);
+            const listedOne = listed.find((e) => e.experimentId === experimentId);
+            expect(listedOne?.variants.map((v) => [v.variantKey, v.sessions])).toEqual(
+              any?.variants.map((v) => [v.variantKey, v.sessions]),
+            );
+            expect(listedOne?.excludedSessions).toEqual(any?.excludedSessions);
+            expect(listedOne?.exposedSessions).toEqual(
+              any ? any.excludedSessions + any.variants.reduce((sum, v) => sum + v.sessions, 0) : undefined,
+            );
+            for (const goal of GOALS) {
+              const expected = await rawExperimentResults(db, projectId, experimentId, goal);
+              expect(await experimentResults(db, projectId, experimentId, goal)).toEqual(expected);
+              for (const interval of ['hour', 'day'] as const) {
+                const series = await experimentTimeseries(db, projectId, experimentId, interval, goal);
+                const flat = (series?.variants ?? []).flatMap((v) =>
+                  v.points.map((p) => ({ variantKey: v.variantKey, bucket: p.bucket, sessions: p.sessions, convertedSessions: p.convertedSessions })),
+                );
+                expect(flat).toEqual(await rawTimeseries(db, projectId, experimentId, interval, goal));
+              }
+            }
+          }
+        }
+      }),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 40) },
+    );
+  }, 240_000);
+});
