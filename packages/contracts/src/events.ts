@@ -6,8 +6,12 @@ export type EventType = (typeof EVENT_TYPES)[number];
 const id = (description: string, maxLength = 128) =>
   Type.String({ minLength: 1, maxLength, description, errorMessage: `must be a string of 1 to ${maxLength} characters` });
 
-/** ISO-8601 date-time with a zone; a bare date or local time would be ambiguous. */
-export const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
+/**
+ * ISO-8601 date-time with a zone; a bare date or local time would be ambiguous.
+ * Lower-case `t` and `z` are allowed as RFC 3339 does; no flags, because the
+ * schema below reuses `.source` and a flag would be lost there.
+ */
+export const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:?\d{2})$/;
 
 export const EventTimestamp = Type.Union(
   [
@@ -46,9 +50,10 @@ export const BatchBody = Type.Object(
     events: Type.Array(Type.Unknown(), {
       minItems: 1,
       description: 'Events (see the IncomingEvent schema); each is accepted or rejected on its own',
+      errorMessage: 'must be an array of at least one event',
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, errorMessage: 'must be a JSON object' },
 );
 export type BatchBody = Static<typeof BatchBody>;
 

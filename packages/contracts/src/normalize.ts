@@ -24,11 +24,14 @@ export interface NormalizedBatch {
 
 const eventChecker = TypeCompiler.Compile(IncomingEvent);
 
-/** Human sentences for schema errors: "sessionId: is required", not "Expected required property". */
-export function describeErrors(errors: Iterable<ValueError>): string[] {
+/**
+ * Human sentences for schema errors: "sessionId: is required", not "Expected
+ * required property". `root` names the checked value itself ("event", "body").
+ */
+export function describeErrors(errors: Iterable<ValueError>, root = 'event'): string[] {
   const byPath = new Map<string, string>();
   for (const error of errors) {
-    const field = error.path.replace(/^\//, '').replaceAll('/', '.') || 'event';
+    const field = error.path.replace(/^\//, '').replaceAll('/', '.') || root;
     if (byPath.has(field)) continue;
     const custom = (error.schema as TSchema & { errorMessage?: string }).errorMessage;
     let message: string;
@@ -47,30 +50,84 @@ export function describeErrors(errors: Iterable<ValueError>): string[] {
   return [...byPath.values()];
 }
 
-/** Parses epoch ms or ISO-8601 into epoch ms; the schema has already checked the shape. */
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})/;
+
+/** Parses epoch ms or ISO-8601 into epoch ms (NaN if it is no real date); the schema has already checked the shape. */
 export function parseTimestamp(value: number | string): number {
   if (typeof value === 'number') return value;
-  return ISO_DATE_TIME.test(value) ? Date.parse(value) : Number.NaN;
+  if (!ISO_DATE_TIME.test(value)) return Number.NaN;
+  // Date.parse rolls 2024-02-30 over to March 1st instead of refusing it.
+  const [, year, month, day] = ISO_DATE.exec(value)!.map(Number) as [number, number, number, number];
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return Number.NaN;
+  return Date.parse(value);
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/** Deeper JSON overflows the stack of JSON.stringify here and of Postgres' jsonb parser in the worker. */
+export const MAX_EVENT_DEPTH = 32;
+
+interface Node {
+  value: unknown;
+  depth: number;
+  parent?: Node;
+  key?: string | number;
+}
+
+/** Where a node is, as `properties.items[2].name`; only the first `levels` levels when given. */
+function pathOf(node: Node, levels = Number.POSITIVE_INFINITY): string {
+  let at: Node | undefined = node;
+  while (at && at.depth > levels) at = at.parent;
+  let path = '';
+  for (; at?.parent; at = at.parent) {
+    path = typeof at.key === 'number' ? `[${at.key}]${path}` : `.${printable(at.key!)}${path}`;
+  }
+  return path.replace(/^\./, '') || 'event';
+}
+
+/** Bad text is named in errors without being echoed as is. */
+function printable(text: string): string {
+  return text.slice(0, 40).replaceAll('\u0000', '\\0').toWellFormed();
+}
+
+function textProblem(text: string): string | undefined {
+  if (text.includes('\u0000')) return 'contains a NUL character, which cannot be stored';
+  if (!text.isWellFormed()) return 'contains an unpaired UTF-16 surrogate, which cannot be stored';
+  return undefined;
 }
 
 /**
- * Serializes once, measuring the size and refusing text Postgres cannot store
- * (NUL characters, unpaired UTF-16 surrogates): such an event would make its whole
- * batch fail in the worker, so it must be refused here, alone.
+ * Refuses what Postgres cannot store (NUL characters, unpaired UTF-16 surrogates,
+ * in values or field names) and nesting too deep to handle: such an event would
+ * make its whole batch fail in the worker, so it must be refused here, alone.
+ * Iterative, so no input can overflow the stack.
  */
-function unstorableText(event: object): { bytes: number; problem?: string } {
-  let problem: string | undefined;
-  const check = (text: string, where: string) => {
-    if (problem) return;
-    if (text.includes('\u0000')) problem = `${where} contains a NUL character, which cannot be stored`;
-    else if (!text.isWellFormed()) problem = `${where} contains an unpaired UTF-16 surrogate, which cannot be stored`;
-  };
-  const json = JSON.stringify(event, (key, value) => {
-    check(key, `field name "${key.slice(0, 40)}"`);
-    if (typeof value === 'string') check(value, key ? `${key}` : 'a value');
-    return value;
-  });
-  return problem ? { bytes: Buffer.byteLength(json), problem } : { bytes: Buffer.byteLength(json) };
+function unstorable(event: object): string | undefined {
+  const stack: Node[] = [{ value: event, depth: 0 }];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    const { value, depth } = node;
+    if (typeof value === 'string') {
+      const problem = textProblem(value);
+      if (problem) return `${pathOf(node)}: ${problem}`;
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= MAX_EVENT_DEPTH) return `${pathOf(node, 2)}: nests objects or arrays more than ${MAX_EVENT_DEPTH} levels deep`;
+    if (Array.isArray(value)) {
+      value.forEach((child, key) => stack.push({ value: child, depth: depth + 1, parent: node, key }));
+      continue;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      const problem = textProblem(key);
+      if (problem) return `${pathOf(node)}: the field name "${printable(key)}" ${problem}`;
+      stack.push({ value: child, depth: depth + 1, parent: node, key });
+    }
+  }
+  return undefined;
 }
 
 export function normalizeEvent(
@@ -82,11 +139,12 @@ export function normalizeEvent(
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { errors: ['event: must be a JSON object'] };
   }
-  const { bytes, problem } = unstorableText(raw);
+  const problem = unstorable(raw);
+  if (problem) return { errors: [problem] };
+  const bytes = Buffer.byteLength(JSON.stringify(raw));
   if (bytes > limits.maxEventBytes) {
     return { errors: [`event: is ${bytes} bytes, more than the limit of ${limits.maxEventBytes}`] };
   }
-  if (problem) return { errors: [problem] };
   if (!eventChecker.Check(raw)) return { errors: describeErrors(eventChecker.Errors(raw)) };
 
   const errors: string[] = [];

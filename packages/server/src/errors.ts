@@ -16,6 +16,8 @@ export function installErrorHandler(app: FastifyInstance): void {
       });
     }
     if (status >= 400 && status < 500) {
+      // Retry-After on a 429, WWW-Authenticate on a 401: the client needs them.
+      if (error instanceof HttpError) reply.headers(error.headers);
       return reply.status(status).send({ statusCode: status, error: httpReason(status), message: error.message });
     }
     request.log.error({ err: error }, 'request failed');

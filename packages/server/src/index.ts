@@ -27,7 +27,6 @@ export async function createServer(options: ServerOptions) {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? 1_048_576,
-    disableRequestLogging: process.env.NODE_ENV === 'test',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     ...options.fastify,
   }).withTypeProvider<TypeBoxTypeProvider>();

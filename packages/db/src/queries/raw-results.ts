@@ -98,24 +98,31 @@ export interface ExperimentSummary {
   variants: { variantKey: string; exposedSessions: number }[];
 }
 
-/** The project's experiments with the sessions exposed to each variant. */
+/**
+ * The project's experiments with the sessions exposed to each variant. An exposure
+ * without a variant (the ingest API refuses them, imported data may hold them)
+ * makes its session exposed but names no variant: it is in `exposedSessions` and
+ * in no variant's count.
+ */
 export async function rawListExperiments(db: Database, projectId: string): Promise<ExperimentSummary[]> {
   const { rows } = await db.execute<{
     experiment_id: string;
     variant_key: string | null;
+    is_total: boolean;
     sessions: string;
     first_at: Date;
     last_at: Date;
   }>(sql`
-    SELECT experiment_id, variant_key, count(DISTINCT session_id) AS sessions,
-      min(event_time) AS first_at, max(event_time) AS last_at
+    SELECT experiment_id, variant_key, grouping(variant_key) = 1 AS is_total,
+      count(DISTINCT session_id) AS sessions, min(event_time) AS first_at, max(event_time) AS last_at
     FROM analytics_events
-    WHERE project_id = ${projectId} AND event_type = 'EXPOSURE'
+    WHERE project_id = ${projectId} AND event_type = 'EXPOSURE' AND experiment_id IS NOT NULL
     GROUP BY GROUPING SETS ((experiment_id, variant_key), (experiment_id))
-    ORDER BY experiment_id, variant_key NULLS FIRST`);
+    ORDER BY experiment_id, grouping(variant_key) DESC, variant_key`);
   const experiments: ExperimentSummary[] = [];
   for (const row of rows) {
-    if (row.variant_key === null) {
+    // A NULL variant_key is either the per-experiment total or a group of variant-less exposures.
+    if (row.is_total) {
       experiments.push({
         experimentId: row.experiment_id,
         exposedSessions: Number(row.sessions),
@@ -123,7 +130,7 @@ export async function rawListExperiments(db: Database, projectId: string): Promi
         lastExposureAt: new Date(row.last_at).toISOString(),
         variants: [],
       });
-    } else {
+    } else if (row.variant_key !== null) {
       experiments.at(-1)!.variants.push({ variantKey: row.variant_key, exposedSessions: Number(row.sessions) });
     }
   }
