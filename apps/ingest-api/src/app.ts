@@ -1,0 +1,66 @@
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import type { Database } from '@tally/db';
+import type { Logger } from '@tally/logger';
+import type { TallyQueues } from '@tally/queue';
+import { createMetricsRegistry, createServer, installHealth } from '@tally/server';
+import { batchRoutes } from './batch.js';
+import type { IngestApiConfig } from './config.js';
+import { createEnqueuer } from './enqueue.js';
+import { createWriteKeyResolver } from './keys.js';
+import { createIngestMetrics } from './metrics.js';
+
+export interface BuildAppOptions {
+  config: Pick<
+    IngestApiConfig,
+    | 'KEY_CACHE_TTL_SECONDS'
+    | 'KEY_NEGATIVE_CACHE_SECONDS'
+    | 'MAX_BODY_BYTES'
+    | 'MAX_EVENTS_PER_BATCH'
+    | 'MAX_EVENT_BYTES'
+    | 'MAX_FUTURE_HOURS'
+    | 'MAX_QUEUE_DEPTH'
+  >;
+  db: Database;
+  /** Queues on `redis`. The caller closes both. */
+  queues: TallyQueues;
+  /** A connection made with `createRedis(url, 'producer')`: while Redis is away, batches get a 503 at once instead of waiting. */
+  redis: Redis;
+  logger: Logger;
+  /** The registry `/metrics` serves; a fresh one when omitted. */
+  registry?: Registry;
+}
+
+/** The ingest API: `POST /v1/batch`, plus `/healthz`, `/readyz`, `/metrics` and the OpenAPI document. */
+export async function buildApp({ config, db, queues, redis, logger, registry }: BuildAppOptions) {
+  const app = await createServer({
+    logger,
+    title: 'Tally ingest API',
+    description: 'Receives batches of experiment events from tracking clients and queues them for storage.',
+    bodyLimit: config.MAX_BODY_BYTES,
+  });
+  const metricsRegistry = registry ?? createMetricsRegistry('ingest-api');
+  installHealth(app, { redis: () => redis.ping(), postgres: () => db.$client.query('SELECT 1') }, metricsRegistry);
+
+  // A Queue re-emits its connection's errors, and an unheard 'error' event would crash the
+  // process; the outage itself is logged once by the enqueuer and by whoever owns `redis`.
+  for (const queue of Object.values(queues)) {
+    queue.on('error', (err) => logger.debug({ err, queue: queue.name }, 'queue connection error'));
+  }
+
+  await app.register(batchRoutes, {
+    keys: createWriteKeyResolver(db, logger.child({ module: 'keys' }), {
+      ttlMs: config.KEY_CACHE_TTL_SECONDS * 1_000,
+      negativeTtlMs: config.KEY_NEGATIVE_CACHE_SECONDS * 1_000,
+    }),
+    enqueue: createEnqueuer({ queues, redis, logger: logger.child({ module: 'queue' }), maxQueueDepth: config.MAX_QUEUE_DEPTH }),
+    metrics: createIngestMetrics(metricsRegistry),
+    limits: {
+      maxBodyBytes: config.MAX_BODY_BYTES,
+      maxEventsPerBatch: config.MAX_EVENTS_PER_BATCH,
+      maxEventBytes: config.MAX_EVENT_BYTES,
+      maxFutureMs: config.MAX_FUTURE_HOURS * 3_600_000,
+    },
+  });
+  return app;
+}

@@ -1,0 +1,73 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { IncomingEvent, normalizeBatch, type BatchResponse, type IngestLimits, type JobPayload } from '@tally/contracts';
+import { HttpError, httpReason } from '@tally/server';
+import { projectIdOf, requireWriteKey } from './auth.js';
+import { allowAnyOrigin } from './cors.js';
+import { decompressBody } from './decompress.js';
+import { batchErrorHandler } from './errors.js';
+import type { WriteKeyResolver } from './keys.js';
+import { outcomeOf, type IngestMetrics } from './metrics.js';
+import { batchSchema } from './schemas.js';
+import { typeboxValidator } from './validation.js';
+
+export interface BatchRouteOptions {
+  keys: WriteKeyResolver;
+  /** Resolves with the job id once Redis holds the job. */
+  enqueue: (payload: JobPayload<'ingest-batch'>) => Promise<string | undefined>;
+  metrics: IngestMetrics;
+  limits: IngestLimits & { maxBodyBytes: number; maxEventsPerBatch: number };
+}
+
+/** `POST /v1/batch`: authenticate, inflate, parse, validate each event, queue the valid ones, answer 202. */
+export async function batchRoutes(scope: FastifyInstance, { keys, enqueue, metrics, limits }: BatchRouteOptions): Promise<void> {
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+  // Only JSON: Fastify would otherwise parse text/plain into a string and answer 400 instead of 415.
+  app.removeContentTypeParser('text/plain');
+  app.setValidatorCompiler(typeboxValidator);
+  app.addSchema({ ...IncomingEvent, $id: 'IncomingEvent', title: 'IncomingEvent' });
+
+  const partial = new WeakSet<FastifyRequest>();
+  const crossOrigin = allowAnyOrigin(app, '/v1/batch');
+
+  app.post('/v1/batch', {
+    schema: batchSchema,
+    bodyLimit: limits.maxBodyBytes,
+    errorHandler: batchErrorHandler(limits),
+    // Before the key check, so that a refusal reaches the page's script too.
+    onRequest: [crossOrigin, requireWriteKey(keys)],
+    preParsing: decompressBody(limits.maxBodyBytes),
+    onResponse: async (request, reply) => {
+      metrics.batches.inc({ outcome: outcomeOf(reply.statusCode, partial.has(request)) });
+    },
+    handler: async (request, reply) => {
+      const { events, sentAt } = request.body;
+      if (events.length > limits.maxEventsPerBatch) {
+        throw new HttpError(
+          413,
+          `The batch has ${events.length} events; at most ${limits.maxEventsPerBatch} are accepted in one batch. Split it into smaller batches.`,
+        );
+      }
+      const receivedAt = Date.now();
+      const batch = normalizeBatch(events, sentAt, receivedAt, limits);
+      metrics.eventsRejected.inc(batch.rejected.length);
+      if (batch.events.length === 0) {
+        return reply.status(400).send({
+          statusCode: 400,
+          error: httpReason(400),
+          message: `${events.length === 1 ? 'The event is not valid' : `None of the ${events.length} events is valid`}, so nothing was accepted; "rejected" says what to fix.`,
+          accepted: 0 as const,
+          rejected: batch.rejected,
+        });
+      }
+
+      const projectId = projectIdOf(request);
+      const jobId = await enqueue({ projectId, receivedAt, events: batch.events });
+      metrics.eventsAccepted.inc(batch.events.length);
+      request.log.debug({ projectId, jobId, accepted: batch.events.length, rejected: batch.rejected.length }, 'batch queued');
+      if (batch.rejected.length > 0) partial.add(request);
+      const response: BatchResponse = { accepted: batch.events.length, rejected: batch.rejected };
+      return reply.status(202).send(response);
+    },
+  });
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '@tally/config';
+import { loadIngestApiConfig } from '../src/config.js';
+
+describe('ingest API configuration', () => {
+  it('has the documented defaults', () => {
+    expect(loadIngestApiConfig({})).toMatchObject({
+      PORT: 3100,
+      KEY_CACHE_TTL_SECONDS: 60,
+      MAX_BODY_BYTES: 5_242_880,
+      MAX_EVENTS_PER_BATCH: 2_500,
+      MAX_EVENT_BYTES: 65_536,
+      MAX_FUTURE_HOURS: 24,
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tally',
+    });
+  });
+
+  it('reads numbers from the environment', () => {
+    const config = loadIngestApiConfig({ MAX_BODY_BYTES: '1048576', KEY_CACHE_TTL_SECONDS: '0', MAX_FUTURE_HOURS: '1.5' });
+    expect(config).toMatchObject({ MAX_BODY_BYTES: 1_048_576, KEY_CACHE_TTL_SECONDS: 0, MAX_FUTURE_HOURS: 1.5 });
+  });
+
+  it('refuses nonsense with one message naming every bad variable', () => {
+    let error: unknown;
+    try {
+      loadIngestApiConfig({ MAX_BODY_BYTES: 'lots', MAX_EVENTS_PER_BATCH: '0', PORT: '99999' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    for (const name of ['MAX_BODY_BYTES', 'MAX_EVENTS_PER_BATCH', 'PORT']) expect((error as Error).message).toContain(name);
+  });
+});

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import { Queue, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { createProject, type Database, type ProjectKeys } from '@tally/db';
+import { createLogger } from '@tally/logger';
+import { closeQueues, createQueues, createRedis, QUEUES, type TallyQueues } from '@tally/queue';
+import { createTestDatabase, createTestQueuePrefix, type TestDatabase, type TestQueuePrefix } from '@tally/testing';
+import { buildApp } from '../src/app.js';
+import { loadIngestApiConfig, type IngestApiConfig } from '../src/config.js';
+
+export type IngestApp = Awaited<ReturnType<typeof buildApp>>;
+
+/** What a test may swap: a database or a Redis behind a proxy it can cut. */
+export interface Dependencies {
+  db?: Database;
+  redis?: Redis;
+}
+
+/** A database with one project, a queue prefix, and the apps built over them; all removed by `cleanup`. */
+export interface Fixture {
+  database: TestDatabase;
+  prefix: TestQueuePrefix;
+  keys: ProjectKeys;
+  build: (config?: Partial<IngestApiConfig>, dependencies?: Dependencies) => Promise<IngestApp>;
+  /** Every ingest job stored under this file's prefix, whatever its state, oldest first. */
+  jobs: () => Promise<Job[]>;
+  /** Removes every job, so a test starts from an empty queue. */
+  clearJobs: () => Promise<void>;
+  cleanup: () => Promise<void>;
+}
+
+export async function createFixture(): Promise<Fixture> {
+  const database = await createTestDatabase();
+  const prefix = createTestQueuePrefix();
+  const keys = await createProject(database.db, 'ingest-test');
+  // Inspects the queue over a connection of its own, which no outage test touches.
+  const inspector = new Queue(QUEUES.ingest, { connection: { url: prefix.redisUrl }, prefix: prefix.prefix });
+  const built: { app: IngestApp; queues: TallyQueues; redis: Redis }[] = [];
+
+  return {
+    database,
+    prefix,
+    keys,
+    build: async (config = {}, dependencies = {}) => {
+      const redis = dependencies.redis ?? createRedis(prefix.redisUrl, 'producer');
+      redis.on('error', () => {});
+      // A producer connection refuses commands until it is up; tests of a healthy app start once it is.
+      if (!dependencies.redis && redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+      const queues = createQueues(redis, prefix.prefix);
+      const app = await buildApp({
+        config: { ...loadIngestApiConfig({}), ...config },
+        db: dependencies.db ?? database.db,
+        queues,
+        redis,
+        logger: createLogger('ingest-test'),
+      });
+      built.push({ app, queues, redis });
+      return app;
+    },
+    jobs: async () => {
+      const jobs = await inspector.getJobs(['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed', 'paused']);
+      return jobs.sort((a, b) => a.timestamp - b.timestamp);
+    },
+    clearJobs: () => inspector.obliterate({ force: true }),
+    cleanup: async () => {
+      for (const { app, queues, redis } of built) {
+        await app.close();
+        await closeQueues(queues).catch(() => {});
+        redis.disconnect();
+      }
+      await inspector.close();
+      await prefix.remove();
+      await database.drop();
+    },
+  };
+}
+
+/** One valid event of each type, in one session. */
+export function validEvents(at = Date.now() - 60_000) {
+  const sessionId = `s-${randomUUID()}`;
+  return [
+    {
+      eventId: randomUUID(),
+      eventType: 'EXPOSURE',
+      sessionId,
+      viewId: 'v-1',
+      experimentId: 'checkout-button',
+      variantKey: 'treatment',
+      properties: { path: '/cart' },
+      timestamp: at,
+    },
+    { eventId: randomUUID(), eventType: 'PAGEVIEW', sessionId, viewId: 'v-1', timestamp: new Date(at + 500).toISOString() },
+    { eventId: randomUUID(), eventType: 'CONVERSION', sessionId, goal: 'purchase', timestamp: at + 1_000 },
+  ];
+}
+
+export interface PostOptions {
+  key?: string | null;
+  headers?: Record<string, string>;
+}
+
+/** POST /v1/batch with the project's write key, a JSON body (objects are serialized) and extra headers. */
+export function post(app: IngestApp, fixture: Fixture, body: unknown, { key, headers = {} }: PostOptions = {}) {
+  const authorization = key === null ? {} : { authorization: `Bearer ${key ?? fixture.keys.writeKey}` };
+  return app.inject({
+    method: 'POST',
+    url: '/v1/batch',
+    headers: { 'content-type': 'application/json', ...authorization, ...headers },
+    payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+  });
+}
