@@ -1,0 +1,34 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { commonEnv, httpEnv, loadConfig } from '@tally/config';
+
+export const WorkerEnv = Type.Object({
+  ...commonEnv,
+  ...httpEnv(3400),
+  WORKER_CONCURRENCY: Type.Integer({
+    default: 4,
+    minimum: 1,
+    maximum: 256,
+    description: 'Ingest jobs processed at once by this process',
+  }),
+  DB_POOL_SIZE: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 1_000, description: 'Postgres connections; default WORKER_CONCURRENCY + 2' }),
+  ),
+  PARTITION_PREMAKE_DAYS: Type.Integer({
+    default: 7,
+    minimum: 1,
+    maximum: 366,
+    description: 'Daily partitions kept made ahead of today',
+  }),
+  MIGRATE_ON_START: Type.Boolean({
+    default: true,
+    description: 'Apply pending migrations before taking jobs (idempotent, under an advisory lock)',
+  }),
+});
+
+export type WorkerConfig = Omit<Static<typeof WorkerEnv>, 'DB_POOL_SIZE'> & { DB_POOL_SIZE: number };
+
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  const config = loadConfig(WorkerEnv, env);
+  // One connection per concurrent insert, plus the maintenance job and readiness checks.
+  return { ...config, DB_POOL_SIZE: config.DB_POOL_SIZE ?? config.WORKER_CONCURRENCY + 2 };
+}

@@ -1,0 +1,42 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { FormatRegistry } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { describeErrors, jobPayloads, type JobName } from '@tally/contracts';
+import { JOBS, type QueueName } from '@tally/queue';
+import type { JobHandlers } from './handlers.js';
+
+// The payload schemas declare `format: 'uuid'`; TypeBox only checks formats registered in the process.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (value) => UUID.test(value));
+
+type PayloadChecks = { [N in JobName]: TypeCheck<(typeof jobPayloads)[N]> };
+const payloadChecks = Object.fromEntries(
+  Object.entries(jobPayloads).map(([name, schema]) => [name, TypeCompiler.Compile(schema)]),
+) as PayloadChecks;
+
+export function isJobName(name: string): name is JobName {
+  return Object.hasOwn(jobPayloads, name);
+}
+
+/**
+ * The BullMQ processor of one queue: checks the job's name and payload, then runs
+ * its handler. A job that can never succeed (unknown name, invalid payload) throws
+ * UnrecoverableError, so it fails once instead of using up its retries.
+ */
+export function createProcessor(queue: QueueName, handlers: JobHandlers) {
+  return async (job: Job): Promise<unknown> => {
+    const name = job.name;
+    if (!isJobName(name) || JOBS[name].queue !== queue) {
+      throw new UnrecoverableError(`No handler for job "${name.slice(0, 100)}" on queue "${queue}"`);
+    }
+    const check = payloadChecks[name];
+    if (!check.Check(job.data)) {
+      const errors = describeErrors(check.Errors(job.data));
+      const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
+      throw new UnrecoverableError(`Invalid ${name} payload: ${errors.slice(0, 5).join('; ')}${more}`);
+    }
+    // The name and the payload were just checked to match, which TypeScript cannot follow.
+    const handler = handlers[name] as (payload: unknown, job: Job) => Promise<unknown>;
+    return handler(job.data, job);
+  };
+}
