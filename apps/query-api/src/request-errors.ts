@@ -1,0 +1,63 @@
+import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import { setSecurityHeaders } from './security-headers.js';
+
+type SchemaErrorFormatter = NonNullable<FastifyServerOptions['schemaErrorFormatter']>;
+
+const WHERE: Record<string, string> = { querystring: 'query parameter', params: 'path parameter' };
+
+/**
+ * Sentences for invalid parameters: "querystring: goal must be at most 128
+ * characters long", not Ajv's "querystring/goal must NOT have more than 128
+ * characters". The message starts with the part of the request, as the shared
+ * error handler expects.
+ */
+export const describeSchemaErrors: SchemaErrorFormatter = (errors, dataVar) => {
+  const error = errors[0];
+  const where = WHERE[dataVar] ?? dataVar;
+  if (!error) return new Error(`${dataVar}: is not valid`);
+  const field = error.instancePath.replace(/^\//, '').replaceAll('/', '.');
+  const params = error.params as Record<string, unknown>;
+  let sentence: string;
+  switch (error.keyword) {
+    case 'additionalProperties':
+      sentence = `${String(params.additionalProperty)} is not a known ${where}`;
+      break;
+    case 'required':
+      sentence = `${String(params.missingProperty)} is a required ${where}`;
+      break;
+    case 'minLength':
+      sentence = params.limit === 1 ? `${field} must not be empty` : `${field} must be at least ${String(params.limit)} characters long`;
+      break;
+    case 'maxLength':
+      sentence = `${field} must be at most ${String(params.limit)} characters long`;
+      break;
+    case 'type':
+      sentence = `${field} must be a single ${String(params.type)} (give it once)`;
+      break;
+    default:
+      sentence = `${field || where} ${error.message ?? 'is not valid'}`;
+  }
+  return new Error(`${dataVar}: ${sentence}.`);
+};
+
+/**
+ * Errors the router raises before any route runs would otherwise be written raw,
+ * without the usual body or headers (no hook runs for them).
+ */
+export function describeFrameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const message =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'A path segment is too long: an experiment id has at most 128 characters.'
+      : error.code === 'FST_ERR_BAD_URL'
+        ? 'The URL path is not valid percent-encoding: encode the experiment id once, as encodeURIComponent does.'
+        : error.message;
+  setSecurityHeaders(reply, request.url);
+  void reply.status(400).send({ statusCode: 400, error: 'Bad Request', message });
+}
+
+/**
+ * Long enough for any experiment id the schema accepts, however it is
+ * percent-encoded (up to 9 characters for one UTF-16 unit); the schema then says
+ * what is wrong with a long one.
+ */
+export const MAX_PARAM_LENGTH = 128 * 9;

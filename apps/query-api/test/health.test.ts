@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type DbHandle } from '@tally/db';
+import { createTestDatabase, TEST_POSTGRES_URL, uniqueName, type TestDatabase } from '@tally/testing';
+import { testApp } from './fixture.js';
+
+let database: TestDatabase;
+let app: Awaited<ReturnType<typeof testApp>>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  app = await testApp(database.db);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await database?.drop();
+});
+
+describe('health and metrics', () => {
+  it('says it is alive and ready when Postgres answers', async () => {
+    expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    const ready = await app.inject({ url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toEqual({ status: 'ready', checks: { postgres: 'ok' } });
+  });
+
+  it('says it is not ready when its database cannot be reached', async () => {
+    // A database that was never made: every connection attempt is refused by the real server.
+    const url = new URL(TEST_POSTGRES_URL);
+    url.pathname = `/${uniqueName('missing')}`;
+    const missing: DbHandle = createDb(url.toString(), { max: 1 });
+    const orphan = await testApp(missing.db);
+    try {
+      const ready = await orphan.inject({ url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().status).toBe('not ready');
+      expect(ready.json().checks.postgres).not.toBe('ok');
+    } finally {
+      await orphan.close();
+      await missing.close();
+    }
+  });
+
+  it('serves Prometheus metrics, with request durations by route', async () => {
+    await app.inject({ url: '/v1/experiments' });
+    const metrics = await app.inject({ url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toMatch(/http_request_duration_seconds_count\{[^}]*route="\/v1\/experiments"[^}]*status="401"/);
+    expect(metrics.body).toContain('app="query-api"');
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('describes both routes with their parameters, limits and answers', async () => {
+    const response = await app.inject({ url: '/openapi.json' });
+    expect(response.statusCode).toBe(200);
+    const doc = response.json();
+    expect(doc.components.securitySchemes.bearer).toEqual({ type: 'http', scheme: 'bearer' });
+
+    const list = doc.paths['/v1/experiments'].get;
+    expect(Object.keys(list.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
+
+    const results = doc.paths['/v1/experiments/{experimentId}/results'].get;
+    const parameters = Object.fromEntries(
+      results.parameters.map((p: { name: string; in: string; schema: object }) => [`${p.in}:${p.name}`, p.schema]),
+    );
+    for (const name of ['path:experimentId', 'query:goal', 'query:control']) {
+      expect(parameters[name]).toMatchObject({ type: 'string', minLength: 1, maxLength: 128 });
+    }
+    expect(Object.keys(results.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404']));
+    const body = results.responses['200'].content['application/json'].schema;
+    expect(body.properties.asOf.description).toMatch(/when these numbers were computed/i);
+    expect(Object.keys(body.properties.variants.items.properties)).toEqual([
+      'variantKey',
+      'sessions',
+      'pageviewSessions',
+      'pageviews',
+      'convertedSessions',
+      'conversions',
+      'conversionRate',
+    ]);
+  });
+
+  it('is browsable at /docs', async () => {
+    const response = await app.inject({ url: '/docs' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/text\/html/);
+  });
+});

@@ -1,0 +1,309 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProject, type ProjectKeys } from '@tally/db';
+import { createTestDatabase, type TestDatabase } from '@tally/testing';
+import { at, bearer, conversion, exposure, pageview, store, testApp } from './fixture.js';
+
+/**
+ * One scenario that exercises every rule of design.md's "Exact semantics".
+ * Times are seconds after T. Every expected number below was worked out by hand
+ * from the events, as noted per session.
+ *
+ * Project A, experiment `checkout`:
+ *   s1 control: exposed at +10, then (stored later) at +5, so first exposure +5.
+ *      pageview at 0 and purchase at +1 come before it: not counted. pageview at +6
+ *      counts only because the first exposure is the earliest one. purchases at +20
+ *      and +25, signup at +30: counted.                 → pv 1, purchase 2, signup 1
+ *   s2 treatment: exposed at 0; pageviews at 0 (same instant counts), +1, +2 (+2 is
+ *      stored twice with the same eventId and client time); signup at +3.
+ *                                                       → pv 3, signup 1
+ *   s3 exposed to control (0) and treatment (+60): excluded from `checkout`; its
+ *      pageview (+1) and purchase (+2) count in `banner`, where it is assigned to a.
+ *   s4 treatment: exposed at +100 (and to `banner` b at +50). purchase at +70 is
+ *      before +100 (not counted here, counted in banner); pageview at +200 and
+ *      signup at +300 count in both experiments.       → pv 1, signup 1
+ *   s5 control: exposed at 0; a conversion without goal at +1.  → any-goal 1
+ *   s6 treatment: exposure and purchase at +5, each stored twice with the same
+ *      eventId and client time (the retry's skew-corrected time differs).  → purchase 1
+ *   s8 treatment: exposed at 0; a pageview at -5 only.  → nothing
+ *   s9 control: exposed at 0; a purchase at -1 only.    → nothing
+ *
+ *   control   = s1, s5, s9:      sessions 3, pageviewSessions 1, pageviews 1
+ *               any goal: converted s1, s5 = 2; conversions 2+1+1 = 4; rate 2/3
+ *               purchase: converted s1 = 1; conversions 2; rate 1/3
+ *               signup:   converted s1 = 1; conversions 1; rate 1/3
+ *   treatment = s2, s4, s6, s8:  sessions 4, pageviewSessions 2 (s2, s4), pageviews 3+1 = 4
+ *               any goal: converted s2, s4, s6 = 3; conversions 3; rate 3/4
+ *               purchase: converted s6 = 1; conversions 1; rate 1/4
+ *               signup:   converted s2, s4 = 2; conversions 2; rate 2/4
+ *   excluded  = s3: 1
+ *
+ * Project A, experiment `banner`: s3 a (0), s4 b (+50).
+ *   a: s3 pageview +1, purchase +2           → 1 session, pv 1, any 1 (purchase)
+ *   b: s4 pageview +200, purchase +70, signup +300 → 1 session, pv 1, any 2
+ *
+ * Project A, experiment `all-excluded`: s10 exposed to x and y: excluded 1, no variant.
+ *
+ * Project B reuses experiment id `checkout` and session ids s1, s2: s1 is exposed to
+ * treatment there (mixed with A's s1, it would be excluded), s2 has a purchase (mixed,
+ * A's treatment would gain one). B also has `only-b`.
+ */
+
+let database: TestDatabase;
+let a: ProjectKeys;
+let b: ProjectKeys;
+let app: Awaited<ReturnType<typeof testApp>>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const db = database.db;
+  a = await createProject(db, 'A');
+  b = await createProject(db, 'B');
+
+  const s2Retried = pageview('s2', 2);
+  const s6Exposure = exposure('s6', 5, 'checkout', 'treatment');
+  const s6Purchase = conversion('s6', 5, 'purchase');
+
+  await store(db, a.projectId, [
+    exposure('s1', 10, 'checkout', 'control'),
+    pageview('s1', 0),
+    conversion('s1', 1, 'purchase'),
+    pageview('s1', 6),
+    conversion('s1', 20, 'purchase'),
+    conversion('s1', 25, 'purchase'),
+    conversion('s1', 30, 'signup'),
+
+    exposure('s2', 0, 'checkout', 'treatment'),
+    pageview('s2', 0),
+    pageview('s2', 1),
+    s2Retried,
+    conversion('s2', 3, 'signup'),
+
+    exposure('s3', 0, 'checkout', 'control'),
+    exposure('s3', 60, 'checkout', 'treatment'),
+    exposure('s3', 0, 'banner', 'a'),
+    pageview('s3', 1),
+    conversion('s3', 2, 'purchase'),
+
+    exposure('s4', 100, 'checkout', 'treatment'),
+    exposure('s4', 50, 'banner', 'b'),
+    conversion('s4', 70, 'purchase'),
+    pageview('s4', 200),
+    conversion('s4', 300, 'signup'),
+
+    exposure('s5', 0, 'checkout', 'control'),
+    conversion('s5', 1),
+
+    s6Exposure,
+    s6Purchase,
+
+    exposure('s8', 0, 'checkout', 'treatment'),
+    pageview('s8', -5),
+
+    exposure('s9', 0, 'checkout', 'control'),
+    conversion('s9', -1, 'purchase'),
+
+    exposure('s10', 0, 'all-excluded', 'x'),
+    exposure('s10', 1, 'all-excluded', 'y'),
+  ]);
+
+  // Arriving late and out of order: s1's earliest exposure, and retries of events already stored.
+  const skewed = (e: typeof s6Exposure) => ({ ...e, timestamp: e.timestamp + 2_500 });
+  const stored = await store(db, a.projectId, [
+    exposure('s1', 5, 'checkout', 'control'),
+    skewed(s2Retried),
+    skewed(s6Exposure),
+    skewed(s6Purchase),
+    s6Purchase,
+  ]);
+  expect(stored).toBe(1);
+
+  await store(db, b.projectId, [
+    exposure('s1', 0, 'checkout', 'treatment'),
+    pageview('s1', 1),
+    conversion('s1', 2, 'purchase'),
+    conversion('s2', 10, 'purchase'),
+    exposure('s7', 0, 'checkout', 'control'),
+    exposure('s7', 0, 'only-b', 'x'),
+  ]);
+
+  app = await testApp(database.db);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await database?.drop();
+});
+
+async function get(url: string, key = a.readKey) {
+  const response = await app.inject({ method: 'GET', url, headers: bearer(key) });
+  return { status: response.statusCode, body: response.json() as Record<string, any>, headers: response.headers };
+}
+
+const variant = (
+  variantKey: string,
+  sessions: number,
+  pageviewSessions: number,
+  pageviews: number,
+  convertedSessions: number,
+  conversions: number,
+  conversionRate: number,
+) => ({ variantKey, sessions, pageviewSessions, pageviews, convertedSessions, conversions, conversionRate });
+
+describe('experiment results, following the exact semantics', () => {
+  it('counts every goal when no goal is asked', async () => {
+    const { status, body } = await get('/v1/experiments/checkout/results');
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      experimentId: 'checkout',
+      goal: null,
+      control: null,
+      asOf: expect.any(String),
+      excludedSessions: 1,
+      variants: [variant('control', 3, 1, 1, 2, 4, 2 / 3), variant('treatment', 4, 2, 4, 3, 3, 3 / 4)],
+    });
+  });
+
+  it('counts only the conversions of the asked goal, leaving sessions and pageviews alone', async () => {
+    const purchase = await get('/v1/experiments/checkout/results?goal=purchase');
+    expect(purchase.body).toMatchObject({
+      goal: 'purchase',
+      excludedSessions: 1,
+      variants: [variant('control', 3, 1, 1, 1, 2, 1 / 3), variant('treatment', 4, 2, 4, 1, 1, 1 / 4)],
+    });
+    const signup = await get('/v1/experiments/checkout/results?goal=signup');
+    expect(signup.body).toMatchObject({
+      goal: 'signup',
+      variants: [variant('control', 3, 1, 1, 1, 1, 1 / 3), variant('treatment', 4, 2, 4, 2, 2, 2 / 4)],
+    });
+  });
+
+  it('gives zero conversions for a goal nobody reached, with every session still there', async () => {
+    const { status, body } = await get('/v1/experiments/checkout/results?goal=newsletter');
+    expect(status).toBe(200);
+    expect(body.variants).toEqual([variant('control', 3, 1, 1, 0, 0, 0), variant('treatment', 4, 2, 4, 0, 0, 0)]);
+  });
+
+  it('counts a conversion in every experiment its session is assigned in', async () => {
+    const any = await get('/v1/experiments/banner/results');
+    expect(any.body).toMatchObject({
+      excludedSessions: 0,
+      variants: [variant('a', 1, 1, 1, 1, 1, 1), variant('b', 1, 1, 1, 1, 2, 1)],
+    });
+    const signup = await get('/v1/experiments/banner/results?goal=signup');
+    expect(signup.body.variants).toEqual([variant('a', 1, 1, 1, 0, 0, 0), variant('b', 1, 1, 1, 1, 1, 1)]);
+  });
+
+  it('keeps two projects with the same experiment and session ids apart', async () => {
+    const { body } = await get('/v1/experiments/checkout/results', b.readKey);
+    expect(body).toMatchObject({
+      excludedSessions: 0,
+      variants: [variant('control', 1, 0, 0, 0, 0, 0), variant('treatment', 1, 1, 1, 1, 1, 1)],
+    });
+  });
+
+  it('reports an experiment whose every session saw several variants with no variant', async () => {
+    const { status, body } = await get('/v1/experiments/all-excluded/results');
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ excludedSessions: 1, variants: [] });
+  });
+
+  it('lists the control first when one is asked for', async () => {
+    const { body } = await get('/v1/experiments/checkout/results?control=treatment&goal=purchase');
+    expect(body.control).toBe('treatment');
+    expect(body.variants.map((v: { variantKey: string }) => v.variantKey)).toEqual(['treatment', 'control']);
+    expect(body.variants[0]).toEqual(variant('treatment', 4, 2, 4, 1, 1, 1 / 4));
+
+    const already = await get('/v1/experiments/checkout/results?control=control');
+    expect(already.body.variants.map((v: { variantKey: string }) => v.variantKey)).toEqual(['control', 'treatment']);
+  });
+
+  it('says when the numbers were computed, from the database clock', async () => {
+    const { rows } = await database.pool.query<{ now: Date }>('SELECT now() AS now');
+    const before = rows[0]!.now.getTime();
+    const { body } = await get('/v1/experiments/checkout/results');
+    const asOf = Date.parse(body.asOf);
+    expect(body.asOf).toBe(new Date(asOf).toISOString());
+    expect(asOf).toBeGreaterThanOrEqual(before);
+  });
+
+  it('answers with no-store and nosniff headers', async () => {
+    const { headers } = await get('/v1/experiments/checkout/results');
+    expect(headers['cache-control']).toBe('no-store');
+    expect(headers['x-content-type-options']).toBe('nosniff');
+    expect(headers['content-type']).toMatch(/^application\/json/);
+  });
+});
+
+describe('the list of experiments', () => {
+  it("lists the project's experiments with their variants and exposed sessions", async () => {
+    const { status, body } = await get('/v1/experiments');
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      asOf: expect.any(String),
+      experiments: [
+        {
+          experimentId: 'all-excluded',
+          exposedSessions: 1,
+          firstExposureAt: new Date(at(0)).toISOString(),
+          lastExposureAt: new Date(at(1)).toISOString(),
+          variants: [
+            { variantKey: 'x', exposedSessions: 1 },
+            { variantKey: 'y', exposedSessions: 1 },
+          ],
+        },
+        {
+          experimentId: 'banner',
+          exposedSessions: 2,
+          firstExposureAt: new Date(at(0)).toISOString(),
+          lastExposureAt: new Date(at(50)).toISOString(),
+          variants: [
+            { variantKey: 'a', exposedSessions: 1 },
+            { variantKey: 'b', exposedSessions: 1 },
+          ],
+        },
+        {
+          // s1 s2 s3 s4 s5 s6 s8 s9; s3 saw both variants and is in each.
+          experimentId: 'checkout',
+          exposedSessions: 8,
+          firstExposureAt: new Date(at(0)).toISOString(),
+          lastExposureAt: new Date(at(100)).toISOString(),
+          variants: [
+            { variantKey: 'control', exposedSessions: 4 },
+            { variantKey: 'treatment', exposedSessions: 5 },
+          ],
+        },
+      ],
+    });
+    expect(Number.isNaN(Date.parse(body.asOf))).toBe(false);
+  });
+
+  it("shows another project's key only that project's experiments", async () => {
+    const { body } = await get('/v1/experiments', b.readKey);
+    expect(body.experiments).toEqual([
+      {
+        experimentId: 'checkout',
+        exposedSessions: 2,
+        firstExposureAt: new Date(at(0)).toISOString(),
+        lastExposureAt: new Date(at(0)).toISOString(),
+        variants: [
+          { variantKey: 'control', exposedSessions: 1 },
+          { variantKey: 'treatment', exposedSessions: 1 },
+        ],
+      },
+      {
+        experimentId: 'only-b',
+        exposedSessions: 1,
+        firstExposureAt: new Date(at(0)).toISOString(),
+        lastExposureAt: new Date(at(0)).toISOString(),
+        variants: [{ variantKey: 'x', exposedSessions: 1 }],
+      },
+    ]);
+  });
+
+  it('is empty for a project without exposures', async () => {
+    const empty = await createProject(database.db, 'empty');
+    const { status, body } = await get('/v1/experiments', empty.readKey);
+    expect(status).toBe(200);
+    expect(body.experiments).toEqual([]);
+  });
+});
