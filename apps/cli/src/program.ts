@@ -1,0 +1,37 @@
+import { Command } from 'commander';
+import { registerJobsRetryFailed } from './commands/jobs-retry-failed.js';
+import { registerMigrate } from './commands/migrate.js';
+import { registerPartitionsEnsure } from './commands/partitions-ensure.js';
+import { registerPartitionsStatus } from './commands/partitions-status.js';
+import { registerProjectCreate } from './commands/project-create.js';
+import { registerProjectList } from './commands/project-list.js';
+import { registerProjectRotateKey } from './commands/project-rotate-key.js';
+import type { CommandContext } from './context.js';
+
+/** The `tally` command tree. Settings made on the root before `.command()` are inherited by every subcommand. */
+export function buildProgram(context: CommandContext): Command {
+  const program = new Command('tally')
+    .description('Operate Tally: database, projects and keys, queues, partitions.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => context.io.stdout(text),
+      writeErr: (text) => context.io.stderr(text),
+    })
+    .showSuggestionAfterError(true);
+
+  registerMigrate(program, context);
+
+  const project = program.command('project').description('manage projects and their keys');
+  registerProjectCreate(project, context);
+  registerProjectList(project, context);
+  registerProjectRotateKey(project, context);
+
+  const jobs = program.command('jobs').description('act on queued jobs');
+  registerJobsRetryFailed(jobs, context);
+
+  const partitions = program.command('partitions').description('daily partitions of the raw events');
+  registerPartitionsEnsure(partitions, context);
+  registerPartitionsStatus(partitions, context);
+
+  return program;
+}

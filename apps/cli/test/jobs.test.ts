@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { closeQueues, createQueues, createRedis, type TallyQueues } from '@tally/queue';
+import { createTestQueuePrefix, type TestQueuePrefix } from '@tally/testing';
+import { expectOneSentenceError, failJobs, lines, tally } from './helpers.js';
+
+describe('tally jobs retry-failed', () => {
+  let prefix: TestQueuePrefix;
+  let connection: Redis;
+  let queues: TallyQueues;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    prefix = createTestQueuePrefix();
+    connection = createRedis(prefix.redisUrl, 'producer');
+    queues = createQueues(connection, prefix.prefix);
+    env = { REDIS_URL: prefix.redisUrl, QUEUE_PREFIX: prefix.prefix };
+  });
+  afterAll(async () => {
+    await closeQueues(queues);
+    connection.disconnect();
+    await prefix.remove();
+  });
+
+  it('says when there is nothing to retry', async () => {
+    const result = await tally(['jobs', 'retry-failed'], env);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(lines(result.stdout)).toEqual(['No failed jobs in queue ingest.']);
+  });
+
+  it('moves failed ingest jobs back to waiting, oldest first, up to the limit, with fresh attempts', async () => {
+    await failJobs(queues, prefix, 'ingest', ['a', 'b', 'c']);
+    await failJobs(queues, prefix, 'maintenance', ['m']);
+    expect((await queues.ingest.getJob('a'))?.attemptsMade).toBe(1);
+
+    const first = await tally(['jobs', 'retry-failed', '--limit', '2'], env);
+    expect(first).toMatchObject({ code: 0, stderr: '' });
+    expect(lines(first.stdout)).toEqual(['Retried 2 failed jobs in queue ingest.']);
+    expect(await Promise.all(['a', 'b', 'c'].map((id) => queues.ingest.getJobState(id)))).toEqual(['waiting', 'waiting', 'failed']);
+    expect((await queues.ingest.getJob('a'))?.attemptsMade).toBe(0);
+
+    const rest = await tally(['jobs', 'retry-failed', '--json'], env);
+    expect(rest.stdout).toBe('{"queue":"ingest","retried":1,"skipped":0}\n');
+    expect(await queues.ingest.getJobState('c')).toBe('waiting');
+    // Only the queue asked for.
+    expect(await queues.maintenance.getJobState('m')).toBe('failed');
+  });
+
+  it('retries in the queue it is given', async () => {
+    const result = await tally(['jobs', 'retry-failed', '--queue', 'maintenance'], env);
+    expect(lines(result.stdout)).toEqual(['Retried 1 failed job in queue maintenance.']);
+    expect(await queues.maintenance.getJobState('m')).toBe('waiting');
+  });
+
+  it.each([
+    [['jobs', 'retry-failed', '--queue', 'emails'], /Allowed choices are ingest, maintenance/],
+    [['jobs', 'retry-failed', '--limit', '0'], /whole number from 1/],
+    [['jobs', 'retry-failed', '--limit', 'all'], /whole number from 1/],
+    [['jobs', 'retry-failed', '--limit', '2.5'], /whole number from 1/],
+  ])('refuses `tally %s` as a usage error', async (argv, pattern) => {
+    expectOneSentenceError(await tally(argv, env), pattern, 2);
+  });
+});
