@@ -8,9 +8,12 @@ import type { ExperimentCounts, VariantCounts } from './raw-results.js';
  * experiment (variants × goals), whatever the number of raw events.
  */
 
+/** Every event whose insert committed before this instant is in the summaries; the epoch before any rollup. */
 export async function rollupAsOf(db: Database): Promise<Date> {
   const [row] = await db.select({ asOf: rollupState.asOf }).from(rollupState).where(eq(rollupState.name, 'experiments'));
-  return row?.asOf ?? new Date(0);
+  // The migration starts it at '-infinity', which no Date can hold.
+  const asOf = row?.asOf;
+  return asOf && Number.isFinite(asOf.getTime()) ? asOf : new Date(0);
 }
 
 export async function experimentResults(

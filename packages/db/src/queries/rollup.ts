@@ -5,8 +5,11 @@ export interface RollupRun {
   /** Events folded into the summaries by this run. */
   events: number;
   lastSeq: number;
-  /** Every event whose insert committed before this instant is now in the summaries. */
-  asOf: Date;
+  /**
+   * Every event whose insert committed before this instant is in the summaries.
+   * It moves only when a window reaches the newest event; null until one first has.
+   */
+  asOf: Date | null;
 }
 
 /**
@@ -20,7 +23,53 @@ export async function runRollup(db: Database, maxEvents = 500_000): Promise<Roll
     sql`SELECT events, last_seq, as_of FROM tally_rollup(${maxEvents}::bigint)`,
   );
   const row = rows[0]!;
-  return { events: Number(row.events), lastSeq: Number(row.last_seq), asOf: new Date(row.as_of) };
+  // The state starts at '-infinity', which no Date can hold.
+  const asOf = new Date(row.as_of);
+  return { events: Number(row.events), lastSeq: Number(row.last_seq), asOf: Number.isFinite(asOf.getTime()) ? asOf : null };
+}
+
+/**
+ * The last sequence number handed to an insert (0 before the first). Every event
+ * stored so far has one no greater, and a rollup waits for inserts still in flight,
+ * so a rollup that reaches it has folded them all.
+ */
+export async function lastEventSeq(db: Database): Promise<number> {
+  const { rows } = await db.execute<{ seq: string }>(
+    sql`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM analytics_events_seq`,
+  );
+  return Number(rows[0]?.seq ?? 0);
+}
+
+export interface RollupProgress extends RollupRun {
+  windows: number;
+  /** Whether every event stored when the call began is now folded. */
+  caughtUp: boolean;
+}
+
+/**
+ * Rolls up, one window per transaction, until every event stored when the call
+ * began is folded, or `budgetMs` has passed (the next call goes on). A window that
+ * is not full does not mean the end: inserts that turn out to be duplicates still
+ * draw sequence numbers. Events stored meanwhile are left to the next call, so the
+ * work is bounded even under steady ingest.
+ */
+export async function rollUpPending(
+  db: Database,
+  options: { windowEvents?: number; budgetMs?: number; onWindow?: (run: RollupRun, window: number) => void } = {},
+): Promise<RollupProgress> {
+  const { windowEvents = 250_000, budgetMs = Number.POSITIVE_INFINITY, onWindow } = options;
+  const target = await lastEventSeq(db);
+  const started = Date.now();
+  let events = 0;
+  let windows = 0;
+  let run: RollupRun;
+  do {
+    run = await runRollup(db, windowEvents);
+    events += run.events;
+    windows += 1;
+    onWindow?.(run, windows);
+  } while (run.lastSeq < target && Date.now() - started < budgetMs);
+  return { events, windows, lastSeq: run.lastSeq, asOf: run.asOf, caughtUp: run.lastSeq >= target };
 }
 
 /**
