@@ -11,7 +11,8 @@ import { OutagePause } from './outage.js';
 import { createProcessor, isJobName } from './processor.js';
 
 export interface StartWorkerOptions {
-  config: Pick<WorkerConfig, 'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'PARTITION_PREMAKE_DAYS'>;
+  config: Pick<WorkerConfig, 'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'PARTITION_PREMAKE_DAYS'> &
+    Partial<Pick<WorkerConfig, 'ROLLUP_INTERVAL_MS' | 'ROLLUP_WINDOW_EVENTS'>>;
   db: Database;
   logger: Logger;
   /** A connection made with `createRedis(url, 'worker')`; the caller closes it. */
@@ -31,10 +32,12 @@ export interface RunningWorker {
 }
 
 export const PARTITIONS_SCHEDULER_ID = 'maintain-partitions';
+export const ROLLUP_SCHEDULER_ID = 'rollup';
 
 /**
- * Runs the ingest and maintenance workers over the queues under the configured
- * prefix, and registers the partition-maintenance job scheduler.
+ * Runs the ingest, maintenance and rollup workers over the queues under the
+ * configured prefix, and registers the partition-maintenance and rollup job
+ * schedulers.
  */
 export async function startWorker(options: StartWorkerOptions): Promise<RunningWorker> {
   const { config, db, connection } = options;
@@ -42,7 +45,13 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const registry = options.registry ?? new Registry();
   const queues = createQueues(connection, config.QUEUE_PREFIX);
   const metrics = createWorkerMetrics(registry, queues);
-  const handlers = createHandlers({ db, logger, metrics, partitionPremakeDays: config.PARTITION_PREMAKE_DAYS });
+  const handlers = createHandlers({
+    db,
+    logger,
+    metrics,
+    partitionPremakeDays: config.PARTITION_PREMAKE_DAYS,
+    rollupWindowEvents: config.ROLLUP_WINDOW_EVENTS ?? 250_000,
+  });
   const outage = new OutagePause(logger, options.outagePauseMs);
 
   const ingestProcessor = createProcessor(QUEUES.ingest, handlers);
@@ -62,16 +71,28 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: false },
   );
   outage.attach(ingest);
-  const maintenance = new Worker(QUEUES.maintenance, createProcessor(QUEUES.maintenance, handlers), {
-    connection,
-    prefix: config.QUEUE_PREFIX,
-    concurrency: 1,
-    autorun: false,
-  });
-  const workers = { [QUEUES.ingest]: ingest, [QUEUES.maintenance]: maintenance };
+  // One job at a time per process; the database serializes rollups across processes too.
+  const serial = (queue: QueueName) =>
+    new Worker(queue, createProcessor(queue, handlers), {
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      concurrency: 1,
+      autorun: false,
+    });
+  const workers = {
+    [QUEUES.ingest]: ingest,
+    [QUEUES.maintenance]: serial(QUEUES.maintenance),
+    [QUEUES.rollup]: serial(QUEUES.rollup),
+  };
   for (const worker of Object.values(workers)) observe(worker, logger, metrics);
 
   // Job schedulers keep at most one scheduled job, however many workers upsert the same id.
+  const rollup = JOBS.rollup;
+  await queues[rollup.queue].upsertJobScheduler(
+    ROLLUP_SCHEDULER_ID,
+    { every: config.ROLLUP_INTERVAL_MS ?? rollup.everyMs },
+    { name: 'rollup', data: {}, opts: rollup.options },
+  );
   const definition = JOBS['maintain-partitions'];
   await queues[definition.queue].upsertJobScheduler(
     PARTITIONS_SCHEDULER_ID,

@@ -11,13 +11,25 @@ export const WorkerEnv = Type.Object({
     description: 'Ingest jobs processed at once by this process',
   }),
   DB_POOL_SIZE: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: 1_000, description: 'Postgres connections; default WORKER_CONCURRENCY + 2' }),
+    Type.Integer({ minimum: 1, maximum: 1_000, description: 'Postgres connections; default WORKER_CONCURRENCY + 3' }),
   ),
   PARTITION_PREMAKE_DAYS: Type.Integer({
     default: 7,
     minimum: 1,
     maximum: 366,
     description: 'Daily partitions kept made ahead of today',
+  }),
+  ROLLUP_INTERVAL_MS: Type.Integer({
+    default: 1_000,
+    minimum: 100,
+    maximum: 3_600_000,
+    description: 'How often the rollup folds new events into the summaries the query API serves',
+  }),
+  ROLLUP_WINDOW_EVENTS: Type.Integer({
+    default: 250_000,
+    minimum: 1_000,
+    maximum: 10_000_000,
+    description: 'Most events one rollup transaction folds; a backlog is worked off in several',
   }),
   MIGRATE_ON_START: Type.Boolean({
     default: true,
@@ -29,6 +41,6 @@ export type WorkerConfig = Omit<Static<typeof WorkerEnv>, 'DB_POOL_SIZE'> & { DB
 
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
   const config = loadConfig(WorkerEnv, env);
-  // One connection per concurrent insert, plus the maintenance job and readiness checks.
-  return { ...config, DB_POOL_SIZE: config.DB_POOL_SIZE ?? config.WORKER_CONCURRENCY + 2 };
+  // One connection per concurrent insert, plus the rollup, the maintenance job and readiness checks.
+  return { ...config, DB_POOL_SIZE: config.DB_POOL_SIZE ?? config.WORKER_CONCURRENCY + 3 };
 }

@@ -1,6 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { JobName, JobPayload } from '@tally/contracts';
-import { ensurePartitions, insertEvents, type Database } from '@tally/db';
+import { ensurePartitions, insertEvents, rollUpPending, type Database } from '@tally/db';
 import type { Logger } from '@tally/logger';
 import type { WorkerMetrics } from './metrics.js';
 import { sqlState } from './postgres-errors.js';
@@ -9,6 +9,7 @@ import { sqlState } from './postgres-errors.js';
 export interface JobResults {
   'ingest-batch': { inserted: number; duplicates: number };
   'maintain-partitions': { created: number };
+  rollup: { events: number; windows: number; lastSeq: number; asOf: string | null; caughtUp: boolean };
 }
 
 /** One handler per job name: a job added to @tally/contracts without a handler here fails to compile. */
@@ -21,9 +22,20 @@ export interface HandlerDependencies {
   logger: Logger;
   metrics: WorkerMetrics;
   partitionPremakeDays: number;
+  /** Most events folded by one rollup transaction. */
+  rollupWindowEvents: number;
 }
 
-export function createHandlers({ db, logger, metrics, partitionPremakeDays }: HandlerDependencies): JobHandlers {
+/** After a backlog, one rollup job stops starting new windows past this; the next job goes on. */
+const ROLLUP_JOB_BUDGET_MS = 10_000;
+
+export function createHandlers({
+  db,
+  logger,
+  metrics,
+  partitionPremakeDays,
+  rollupWindowEvents,
+}: HandlerDependencies): JobHandlers {
   return {
     'ingest-batch': async ({ projectId, receivedAt, events }, job) => {
       const endTimer = metrics.insertDuration.startTimer();
@@ -31,8 +43,9 @@ export function createHandlers({ db, logger, metrics, partitionPremakeDays }: Ha
       try {
         inserted = await insertEvents(db, projectId, receivedAt, events);
       } catch (error) {
-        // A data exception (SQLSTATE class 22) fails the same way on every attempt.
-        if (sqlState(error)?.startsWith('22')) {
+        // A data exception (class 22) or a broken constraint (class 23) fails the same way on every attempt.
+        const state = sqlState(error);
+        if (state?.startsWith('22') || state?.startsWith('23')) {
           throw new UnrecoverableError(`Postgres refused the batch: ${(error as Error).message}`);
         }
         throw error;
@@ -49,6 +62,22 @@ export function createHandlers({ db, logger, metrics, partitionPremakeDays }: Ha
       const created = await ensurePartitions(db, 1, partitionPremakeDays);
       if (created > 0) logger.info({ jobId: job.id, created, daysAhead: partitionPremakeDays }, 'partitions made');
       return { created };
+    },
+
+    rollup: async (_payload, job) => {
+      const endTimer = metrics.rollupDuration.startTimer();
+      const progress = await rollUpPending(db, {
+        windowEvents: rollupWindowEvents,
+        budgetMs: ROLLUP_JOB_BUDGET_MS,
+        onWindow: (run) => metrics.rollupEvents.inc(run.events),
+      });
+      endTimer();
+      if (progress.asOf) metrics.rollupAsOf.set(progress.asOf.getTime() / 1_000);
+      if (progress.windows > 1) {
+        logger.info({ jobId: job.id, events: progress.events, windows: progress.windows, caughtUp: progress.caughtUp }, 'rollup worked off a backlog');
+      }
+      const { events, windows, lastSeq, asOf, caughtUp } = progress;
+      return { events, windows, lastSeq, asOf: asOf?.toISOString() ?? null, caughtUp };
     },
   };
 }

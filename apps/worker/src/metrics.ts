@@ -37,6 +37,22 @@ export function createWorkerMetrics(registry: Registry, queues: TallyQueues) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
+    rollupEvents: new Counter({
+      name: 'tally_rollup_events_total',
+      help: 'Events folded into the experiment summaries',
+      registers,
+    }),
+    rollupDuration: new Histogram({
+      name: 'tally_rollup_duration_seconds',
+      help: 'Time of one rollup job (one or more windows)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    rollupAsOf: new Gauge({
+      name: 'tally_rollup_as_of_timestamp_seconds',
+      help: 'Every event stored before this instant is in the summaries; time() minus this is how stale results are',
+      registers,
+    }),
     queueJobs: new Gauge({
       name: 'tally_queue_jobs',
       help: 'Jobs per queue and state, read from Redis when scraped',

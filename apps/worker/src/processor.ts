@@ -1,13 +1,8 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { FormatRegistry } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { describeErrors, jobPayloads, type JobName } from '@tally/contracts';
 import { JOBS, type QueueName } from '@tally/queue';
 import type { JobHandlers } from './handlers.js';
-
-// The payload schemas declare `format: 'uuid'`; TypeBox only checks formats registered in the process.
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (value) => UUID.test(value));
 
 type PayloadChecks = { [N in JobName]: TypeCheck<(typeof jobPayloads)[N]> };
 const payloadChecks = Object.fromEntries(

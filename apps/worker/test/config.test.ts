@@ -7,7 +7,9 @@ describe('worker configuration', () => {
     expect(loadWorkerConfig({})).toMatchObject({
       PORT: 3400,
       WORKER_CONCURRENCY: 4,
-      DB_POOL_SIZE: 6,
+      DB_POOL_SIZE: 7,
+      ROLLUP_INTERVAL_MS: 1_000,
+      ROLLUP_WINDOW_EVENTS: 250_000,
       PARTITION_PREMAKE_DAYS: 7,
       MIGRATE_ON_START: true,
       QUEUE_PREFIX: 'tally',
@@ -15,7 +17,7 @@ describe('worker configuration', () => {
   });
 
   it('sizes the Postgres pool from the concurrency unless told otherwise', () => {
-    expect(loadWorkerConfig({ WORKER_CONCURRENCY: '10' }).DB_POOL_SIZE).toBe(12);
+    expect(loadWorkerConfig({ WORKER_CONCURRENCY: '10' }).DB_POOL_SIZE).toBe(13);
     expect(loadWorkerConfig({ WORKER_CONCURRENCY: '10', DB_POOL_SIZE: '5' }).DB_POOL_SIZE).toBe(5);
   });
 

@@ -14,6 +14,8 @@ export interface Fixture {
   /** Producer side, as the ingest API holds it. */
   queues: TallyQueues;
   start: (options?: Partial<StartWorkerOptions>) => Promise<RunningWorker>;
+  /** Closes every worker started so far (each waits for its active jobs). */
+  stopAll: () => Promise<void>;
   cleanup: () => Promise<void>;
 }
 
@@ -38,6 +40,12 @@ export async function createFixture(): Promise<Fixture> {
       });
       started.push({ worker, connection });
       return worker;
+    },
+    stopAll: async () => {
+      for (const { worker, connection } of started.splice(0)) {
+        await worker.close();
+        connection.disconnect();
+      }
     },
     cleanup: async () => {
       for (const { worker, connection } of started) {

@@ -87,6 +87,22 @@ describe('ingest-batch jobs that cannot or do not succeed at once', () => {
     expect(await storedEvents(fx.database, projectId)).toEqual([]);
   });
 
+  it('fails once a batch holding an exposure without a variant, which the table refuses', async () => {
+    const projectId = randomUUID();
+    const [good, exposure] = makeEvents(2);
+    // Only a producer that skips validation could send it; the constraint still holds.
+    const job = await addJob(fx.queues, 'ingest-batch', {
+      projectId,
+      receivedAt: Date.now(),
+      events: [good!, { ...exposure!, eventType: 'EXPOSURE', experimentId: 'checkout-button', variantKey: null }],
+    });
+
+    const failed = await settled(fx.queues.ingest, job.id);
+    expect(failed.attemptsMade).toBe(1);
+    expect(failed.failedReason).toMatch(/^Postgres refused the batch: .*analytics_events_exposure_names_variant/);
+    expect(await storedEvents(fx.database, projectId)).toEqual([]);
+  });
+
   it('retries an insert that failed and stores the batch once the table is back', async () => {
     const projectId = randomUUID();
     const events = makeEvents(25);

@@ -1,5 +1,9 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { FormatRegistry, Type, type Static } from '@sinclair/typebox';
 import { StoredEvent } from './events.js';
+
+// The payloads declare `format: 'uuid'`; TypeBox checks only formats registered in the process.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (value) => UUID.test(value));
 
 /** Payloads of every job, by job name: producers and the worker share these. */
 export const jobPayloads = {
@@ -11,6 +15,8 @@ export const jobPayloads = {
   }),
   /** Premake time partitions ahead of the clock. */
   'maintain-partitions': Type.Object({}),
+  /** Fold the events inserted since the last run into the experiment summaries. */
+  rollup: Type.Object({}),
 } as const;
 
 export type JobName = keyof typeof jobPayloads;

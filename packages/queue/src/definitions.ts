@@ -4,8 +4,13 @@ import type { JobName } from '@tally/contracts';
 export const QUEUES = {
   /** Batches accepted by the ingest API, waiting to be inserted. */
   ingest: 'ingest',
-  /** Scheduled upkeep: partitions (and later rollups). */
+  /** Scheduled upkeep: partitions. */
   maintenance: 'maintenance',
+  /**
+   * The rollup, every second or so. A queue of its own so that slow upkeep (moving
+   * rows out of the default partition) never delays the freshness of results.
+   */
+  rollup: 'rollup',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -41,6 +46,17 @@ export const JOBS = {
       backoff: { type: 'exponential', delay: 5_000 },
       removeOnComplete: { count: 100 },
       removeOnFail: { count: 100 },
+    },
+  },
+  rollup: {
+    queue: QUEUES.rollup,
+    // The worker's ROLLUP_INTERVAL_MS overrides this when it registers the scheduler.
+    everyMs: 1_000,
+    options: {
+      // The next run comes within a second and takes over whatever this one left.
+      attempts: 1,
+      removeOnComplete: { count: 50 },
+      removeOnFail: { age: 7 * 24 * 3_600, count: 1_000 },
     },
   },
 } as const satisfies Record<JobName, JobDefinition>;
