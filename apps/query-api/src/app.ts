@@ -4,7 +4,7 @@ import type { Logger } from '@tally/logger';
 import { createMetricsRegistry, createServer, installHealth } from '@tally/server';
 import { createKeyResolver, requireReadKey } from './auth.js';
 import type { QueryApiConfig } from './config.js';
-import { rawResultsSource, type ResultsSource } from './results.js';
+import { summaryResultsSource, type ResultsSource } from './results.js';
 import { describeFrameworkErrors, describeSchemaErrors, MAX_PARAM_LENGTH } from './request-errors.js';
 import { experimentRoutes } from './routes/experiments.js';
 import { installSecurityHeaders } from './security-headers.js';
@@ -18,13 +18,13 @@ export interface BuildAppOptions {
   logger: Logger;
   /** The registry `/metrics` serves; a fresh one when omitted. */
   registry?: Registry;
-  /** Where the numbers come from; computed from raw events when omitted. */
+  /** Where the numbers come from; the rollup's summaries in `db` when omitted. */
   results?: ResultsSource;
 }
 
 /**
- * The analysts' API: a project's experiments and their results, behind the
- * project's read key. `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and
+ * The analysts' API: a project's experiments, their results and time series,
+ * served from the rollup's summaries, behind the project's read key. `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and
  * `/docs` are open.
  */
 export async function buildApp({ config, db, logger, registry, results }: BuildAppOptions) {
@@ -43,7 +43,7 @@ export async function buildApp({ config, db, logger, registry, results }: BuildA
   installHealth(app, { postgres: () => db.$client.query('SELECT 1') }, registry ?? createMetricsRegistry('query-api'));
 
   const keys = createKeyResolver(db, { ttlMs: config.KEY_CACHE_TTL_MS });
-  const source = results ?? rawResultsSource(db);
+  const source = results ?? summaryResultsSource(db);
   await app.register(
     async (v1) => {
       requireReadKey(v1, keys);

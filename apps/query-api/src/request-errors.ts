@@ -31,6 +31,9 @@ export const describeSchemaErrors: SchemaErrorFormatter = (errors, dataVar) => {
     case 'maxLength':
       sentence = `${field} must be at most ${String(params.limit)} characters long`;
       break;
+    case 'enum':
+      sentence = `${field} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+      break;
     case 'type':
       sentence = `${field} must be a single ${String(params.type)} (give it once)`;
       break;

@@ -1,46 +1,77 @@
-import { sql } from 'drizzle-orm';
 import {
-  rawExperimentResults,
-  rawListExperiments,
+  experimentResults,
+  experimentTimeseries,
+  listExperiments,
+  rollupAsOf,
   type Database,
   type ExperimentCounts,
-  type ExperimentSummary,
+  type ExperimentListItem,
+  type ExperimentTimeseries,
 } from '@tally/db';
 
+export type Interval = ExperimentTimeseries['interval'];
+
+type Fresh<T> = T & { asOf: Date };
+
 /**
- * Where the routes get their numbers. The routes only know this interface, so
- * serving from the rollup's summaries instead of raw events changes this file
- * alone.
+ * Where the routes get their numbers. The routes only know this interface; every
+ * answer carries `asOf`: every event whose insert committed before it is counted.
  */
 export interface ResultsSource {
-  listExperiments: (projectId: string) => Promise<{ experiments: ExperimentSummary[]; asOf: Date }>;
+  listExperiments: (projectId: string) => Promise<Fresh<{ experiments: ExperimentListItem[] }>>;
   /** Undefined when the project has no exposure to the experiment. */
-  experimentResults: (
+  experimentResults: (projectId: string, experimentId: string, goal: string | null) => Promise<Fresh<ExperimentCounts> | undefined>;
+  /** Undefined when the project has no exposure to the experiment. */
+  experimentTimeseries: (
     projectId: string,
     experimentId: string,
+    interval: Interval,
     goal: string | null,
-  ) => Promise<(ExperimentCounts & { asOf: Date }) | undefined>;
+  ) => Promise<Fresh<ExperimentTimeseries> | undefined>;
 }
 
 /**
- * Numbers computed from the raw events at each request. `asOf` is the database's
- * clock read just before the computation: every event committed before it is
- * counted (the computation's snapshot is taken later, so it can only see more).
+ * Numbers from the summaries the rollup keeps (`tally_rollup`): a few rows per
+ * experiment, whatever the number of raw events. Raw events are never read here.
+ *
+ * Each answer reads `rollup_state` and the summaries in one read-only REPEATABLE
+ * READ transaction. The rollup updates both in one transaction, so `asOf` is
+ * exactly the state the numbers are from, and a rollup committing between two
+ * queries cannot tear an answer (say, a session counted both in a variant and in
+ * `excludedSessions`).
  */
-export function rawResultsSource(db: Database): ResultsSource {
-  const databaseNow = async (): Promise<Date> => {
-    const { rows } = await db.execute<{ now: Date }>(sql`SELECT now() AS now`);
-    return new Date(rows[0]!.now);
-  };
+export function summaryResultsSource(db: Database): ResultsSource {
+  const snapshot = <T>(read: (reader: Database) => Promise<T>) =>
+    db.transaction(
+      // The query functions take a Database but use only what a transaction has too
+      // (select, execute), never the pool behind `$client`.
+      (tx) => read(tx as unknown as Database),
+      { isolationLevel: 'repeatable read', accessMode: 'read only' },
+    );
+
   return {
-    async listExperiments(projectId) {
-      const asOf = await databaseNow();
-      return { experiments: await rawListExperiments(db, projectId), asOf };
-    },
-    async experimentResults(projectId, experimentId, goal) {
-      const asOf = await databaseNow();
-      const results = await rawExperimentResults(db, projectId, experimentId, goal);
-      return results && { ...results, asOf };
-    },
+    listExperiments: (projectId) =>
+      snapshot(async (reader) => {
+        const experiments = (await listExperiments(reader, projectId))
+          .map((e) => ({ ...e, variants: byKey(e.variants, (v) => v.variantKey) }));
+        return { experiments: byKey(experiments, (e) => e.experimentId), asOf: await rollupAsOf(reader) };
+      }),
+
+    experimentResults: (projectId, experimentId, goal) =>
+      snapshot(async (reader) => {
+        const found = await experimentResults(reader, projectId, experimentId, goal);
+        return found && { ...found, asOf: await rollupAsOf(reader) };
+      }),
+
+    experimentTimeseries: (projectId, experimentId, interval, goal) =>
+      snapshot(async (reader) => {
+        const found = await experimentTimeseries(reader, projectId, experimentId, interval, goal);
+        return found && { ...found, variants: byKey(found.variants, (v) => v.variantKey), asOf: await rollupAsOf(reader) };
+      }),
   };
+}
+
+/** Code-point order, whatever the database's collation, as the results route orders variants. */
+function byKey<T>(items: readonly T[], key: (item: T) => string): T[] {
+  return [...items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }

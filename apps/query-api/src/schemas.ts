@@ -6,7 +6,8 @@ const count = (description: string) => Type.Integer({ minimum: 0, description })
 const asOf = Type.String({
   format: 'date-time',
   description:
-    'When these numbers were computed (the database clock at the start of the computation): every event stored before this instant is counted.',
+    'Every event stored before this instant is counted; the rollup refreshes summaries every second or so. ' +
+    'Before the rollup has first run it is 1970-01-01T00:00:00.000Z and nothing is counted.',
 });
 
 export const ErrorResponse = Type.Object(
@@ -66,37 +67,95 @@ export const ExperimentResults = Type.Object(
 );
 export type ExperimentResults = Static<typeof ExperimentResults>;
 
+export const ExperimentSummary = Type.Object(
+  {
+    experimentId: Type.String(),
+    exposedSessions: count('Sessions with at least one exposure to the experiment: the assigned ones and the excluded ones'),
+    excludedSessions: count('Exposed sessions that saw more than one variant (or named none): counted in no variant'),
+    firstExposureAt: Type.String({ format: 'date-time', description: 'The earliest exposure to the experiment' }),
+    lastExposureAt: Type.String({ format: 'date-time', description: 'The latest exposure to the experiment' }),
+    variants: Type.Array(
+      Type.Object({
+        variantKey: Type.String(),
+        sessions: count('Sessions assigned to this variant (exposed to it, and to no other variant of the experiment)'),
+      }),
+      { description: 'Variants with at least one assigned session, by variant key' },
+    ),
+  },
+  { title: 'ExperimentSummary' },
+);
+
 export const ExperimentList = Type.Object(
   {
-    experiments: Type.Array(
-      Type.Object({
-        experimentId: Type.String(),
-        exposedSessions: count('Sessions with at least one exposure to the experiment, whatever the variant'),
-        firstExposureAt: Type.String({ format: 'date-time' }),
-        lastExposureAt: Type.String({ format: 'date-time' }),
-        variants: Type.Array(
-          Type.Object({
-            variantKey: Type.String(),
-            exposedSessions: count(
-              'Sessions exposed to this variant; a session that saw several variants is counted in each',
-            ),
-          }),
-        ),
-      }),
-      { description: 'Every experiment with at least one exposure, by experiment id' },
-    ),
+    experiments: Type.Array(ExperimentSummary, { description: 'Every experiment with at least one exposure, by experiment id' }),
     asOf,
   },
   { title: 'ExperimentList' },
 );
 export type ExperimentList = Static<typeof ExperimentList>;
 
+export const TimeseriesQuery = Type.Object(
+  {
+    interval: Type.Optional(
+      Type.Unsafe<'hour' | 'day'>({
+        type: 'string',
+        enum: ['hour', 'day'],
+        default: 'day',
+        description: 'Width of a bucket: a UTC hour or a UTC day',
+      }),
+    ),
+    goal: Type.Optional(name('Count only conversions with this goal; omitted, conversions of any goal count')),
+  },
+  { additionalProperties: false },
+);
+export type TimeseriesQuery = Static<typeof TimeseriesQuery>;
+
+export const TimeseriesPoint = Type.Object({
+  bucket: Type.String({
+    format: 'date-time',
+    description: 'Start of the UTC hour or day in which these sessions were first exposed to the experiment',
+  }),
+  sessions: count('Sessions assigned to the variant whose first exposure falls in this bucket (the cohort)'),
+  convertedSessions: count('Sessions of the cohort with at least one counted conversion, whenever it happened'),
+  cumulativeSessions: count('sessions of this bucket and every earlier one'),
+  cumulativeConvertedSessions: count('convertedSessions of this bucket and every earlier one'),
+  cumulativeConversionRate: Type.Number({
+    minimum: 0,
+    maximum: 1,
+    description: 'cumulativeConvertedSessions / cumulativeSessions',
+  }),
+});
+
+export const ExperimentTimeseries = Type.Object(
+  {
+    experimentId: Type.String(),
+    interval: Type.Union([Type.Literal('hour'), Type.Literal('day')], { description: 'Width of a bucket' }),
+    goal: Type.Union([Type.String(), Type.Null()], { description: 'The goal counted; null for any goal' }),
+    asOf,
+    variants: Type.Array(
+      Type.Object({
+        variantKey: Type.String(),
+        points: Type.Array(TimeseriesPoint, {
+          description:
+            'Buckets in time order; a bucket in which no session was first exposed to the variant is left out. ' +
+            "The last point's running totals are the variant's `sessions` and `convertedSessions` in the results",
+        }),
+      }),
+      { description: 'Variants with at least one assigned session, by variant key' },
+    ),
+  },
+  { title: 'ExperimentTimeseries' },
+);
+export type ExperimentTimeseries = Static<typeof ExperimentTimeseries>;
+
 export const NoQuery = Type.Object({}, { additionalProperties: false });
 
 export const listSchema = {
   querystring: NoQuery,
   summary: "The project's experiments",
-  description: 'Every experiment of the key\'s project that has exposures, with its variants and exposed sessions.',
+  description:
+    "Every experiment of the key's project that has exposures, with its exposed and excluded sessions and the sessions " +
+    'assigned to each variant. Served from the summaries the rollup keeps.',
   tags: ['experiments'],
   response: { 200: ExperimentList, ...errors(authErrors) },
 };
@@ -114,6 +173,25 @@ export const resultsSchema = {
     200: ExperimentResults,
     ...errors({
       400: 'Invalid parameter, or a `control` that is not a variant of the experiment',
+      ...authErrors,
+      404: 'The project has no exposure to this experiment',
+    }),
+  },
+};
+
+export const timeseriesSchema = {
+  summary: 'Cohorts of one experiment over time, per variant',
+  description:
+    'Assigned sessions grouped by the UTC hour or day of their first exposure to the experiment, per variant: ' +
+    'how many sessions each bucket brought, how many of them converted (at any later time), and running totals. ' +
+    'Excluded sessions (several variants) are in no bucket. Sessions and conversions follow the same rules as `/results`.',
+  tags: ['experiments'],
+  params: ExperimentParams,
+  querystring: TimeseriesQuery,
+  response: {
+    200: ExperimentTimeseries,
+    ...errors({
+      400: 'Invalid parameter, such as an `interval` other than hour or day',
       ...authErrors,
       404: 'The project has no exposure to this experiment',
     }),

@@ -56,24 +56,27 @@ describe('the read key', () => {
     expect(response.json().message).toMatch(/^Unknown read key/);
   });
 
-  it("refuses the project's write key with 403, saying a read key is needed", async () => {
-    const response = await get('/v1/experiments', bearer(a.writeKey));
-    expect(response.statusCode).toBe(403);
-    expect(response.json()).toEqual({
-      statusCode: 403,
-      error: 'Forbidden',
-      message: expect.stringMatching(/write key.*needs the project's read key/),
-    });
-    expect(response.body).not.toContain(a.writeKey);
-  });
+  it.each(['/v1/experiments', '/v1/experiments/shared-name/results', '/v1/experiments/shared-name/timeseries'])(
+    "refuses the project's write key on %s with 403, saying a read key is needed",
+    async (url) => {
+      const response = await get(url, bearer(a.writeKey));
+      expect(response.statusCode).toBe(403);
+      expect(response.json()).toEqual({
+        statusCode: 403,
+        error: 'Forbidden',
+        message: expect.stringMatching(/write key.*needs the project's read key/),
+      });
+      expect(response.body).not.toContain(a.writeKey);
+    },
+  );
 
   it('takes the scheme name in any case', async () => {
     expect((await get('/v1/experiments', { authorization: `bearer ${a.readKey}` })).statusCode).toBe(200);
   });
 
   it('is checked before the parameters, so nothing is said about a request without one', async () => {
-    const response = await get('/v1/experiments//results?goal=');
-    expect(response.statusCode).toBe(401);
+    expect((await get('/v1/experiments//results?goal=')).statusCode).toBe(401);
+    expect((await get('/v1/experiments/x/timeseries?interval=week')).statusCode).toBe(401);
   });
 
   it('answers with no-store and nosniff even when refused', async () => {
@@ -87,7 +90,7 @@ describe('a key sees only its own project', () => {
   it("does not list another project's experiments", async () => {
     const listed = (await get('/v1/experiments', bearer(a.readKey))).json().experiments;
     expect(listed.map((e: { experimentId: string }) => e.experimentId)).toEqual(['shared-name']);
-    expect(listed[0].variants).toEqual([{ variantKey: 'control', exposedSessions: 1 }]);
+    expect(listed[0]).toMatchObject({ exposedSessions: 1, excludedSessions: 0, variants: [{ variantKey: 'control', sessions: 1 }] });
   });
 
   it("finds no experiment of another project, exactly as if it did not exist", async () => {
@@ -98,11 +101,21 @@ describe('a key sees only its own project', () => {
     expect(foreign.json().message.replace('b-secret-experiment', 'X')).toBe(missing.json().message.replace('b-nothing-at-all', 'X'));
   });
 
+  it("finds no time series of another project's experiment, exactly as if it did not exist", async () => {
+    const foreign = await get('/v1/experiments/b-secret-experiment/timeseries', bearer(a.readKey));
+    const missing = await get('/v1/experiments/b-nothing-at-all/timeseries', bearer(a.readKey));
+    expect(foreign.statusCode).toBe(404);
+    expect(missing.statusCode).toBe(404);
+    expect(foreign.json().message.replace('b-secret-experiment', 'X')).toBe(missing.json().message.replace('b-nothing-at-all', 'X'));
+  });
+
   it('counts only its own sessions for an experiment id both projects use', async () => {
     const ofA = (await get('/v1/experiments/shared-name/results', bearer(a.readKey))).json();
     const ofB = (await get('/v1/experiments/shared-name/results', bearer(b.readKey))).json();
     expect(ofA).toMatchObject({ excludedSessions: 0, variants: [{ variantKey: 'control', sessions: 1 }] });
     expect(ofB).toMatchObject({ excludedSessions: 0, variants: [{ variantKey: 'treatment', sessions: 1 }] });
+    const seriesOfA = (await get('/v1/experiments/shared-name/timeseries', bearer(a.readKey))).json();
+    expect(seriesOfA.variants).toMatchObject([{ variantKey: 'control', points: [{ sessions: 1, cumulativeSessions: 1 }] }]);
   });
 });
 

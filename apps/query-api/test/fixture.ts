@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@tally/contracts';
-import { insertEvents, type Database } from '@tally/db';
+import { insertEvents, runRollup, type Database } from '@tally/db';
 import { createLogger } from '@tally/logger';
 import { buildApp } from '../src/app.js';
 
@@ -36,8 +36,19 @@ export const pageview = (sessionId: string, seconds: number) => event('PAGEVIEW'
 export const conversion = (sessionId: string, seconds: number, goal: string | null = null) =>
   event('CONVERSION', sessionId, seconds, { goal });
 
-export function store(db: Database, projectId: string, events: StoredEvent[]): Promise<number> {
+/** Inserts without rolling up: the query API does not count these events yet. */
+export function insertOnly(db: Database, projectId: string, events: StoredEvent[]): Promise<number> {
   return insertEvents(db, projectId, Date.now(), events);
+}
+
+/**
+ * Inserts, then folds everything inserted so far into the summaries, as the
+ * worker's rollup job does every second or so. Returns how many events were new.
+ */
+export async function store(db: Database, projectId: string, events: StoredEvent[]): Promise<number> {
+  const inserted = await insertOnly(db, projectId, events);
+  await runRollup(db);
+  return inserted;
 }
 
 export function testApp(db: Database, keyCacheTtlMs = 10_000) {

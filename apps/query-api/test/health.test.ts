@@ -51,7 +51,7 @@ describe('health and metrics', () => {
 });
 
 describe('the OpenAPI document', () => {
-  it('describes both routes with their parameters, limits and answers', async () => {
+  it('describes the list and results routes with their parameters, limits and answers', async () => {
     const response = await app.inject({ url: '/openapi.json' });
     expect(response.statusCode).toBe(200);
     const doc = response.json();
@@ -59,6 +59,16 @@ describe('the OpenAPI document', () => {
 
     const list = doc.paths['/v1/experiments'].get;
     expect(Object.keys(list.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
+    const listed = list.responses['200'].content['application/json'].schema.properties.experiments.items;
+    expect(Object.keys(listed.properties)).toEqual([
+      'experimentId',
+      'exposedSessions',
+      'excludedSessions',
+      'firstExposureAt',
+      'lastExposureAt',
+      'variants',
+    ]);
+    expect(Object.keys(listed.properties.variants.items.properties)).toEqual(['variantKey', 'sessions']);
 
     const results = doc.paths['/v1/experiments/{experimentId}/results'].get;
     const parameters = Object.fromEntries(
@@ -69,7 +79,7 @@ describe('the OpenAPI document', () => {
     }
     expect(Object.keys(results.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404']));
     const body = results.responses['200'].content['application/json'].schema;
-    expect(body.properties.asOf.description).toMatch(/when these numbers were computed/i);
+    expect(body.properties.asOf.description).toMatch(/every event stored before this instant is counted/i);
     expect(Object.keys(body.properties.variants.items.properties)).toEqual([
       'variantKey',
       'sessions',
@@ -79,6 +89,34 @@ describe('the OpenAPI document', () => {
       'conversions',
       'conversionRate',
     ]);
+  });
+
+  it('describes the timeseries route: its interval, the buckets and the running totals', async () => {
+    const doc = (await app.inject({ url: '/openapi.json' })).json();
+    const timeseries = doc.paths['/v1/experiments/{experimentId}/timeseries'].get;
+    const parameters = Object.fromEntries(
+      timeseries.parameters.map((p: { name: string; in: string; schema: object }) => [`${p.in}:${p.name}`, p.schema]),
+    );
+    expect(parameters['query:interval']).toMatchObject({ type: 'string', enum: ['hour', 'day'], default: 'day' });
+    expect(parameters['query:goal']).toMatchObject({ type: 'string', minLength: 1, maxLength: 128 });
+    expect(parameters['path:experimentId']).toMatchObject({ type: 'string', minLength: 1, maxLength: 128 });
+    expect(Object.keys(timeseries.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404']));
+
+    const body = timeseries.responses['200'].content['application/json'].schema;
+    expect(Object.keys(body.properties)).toEqual(['experimentId', 'interval', 'goal', 'asOf', 'variants']);
+    const point = body.properties.variants.items.properties.points.items;
+    expect(Object.keys(point.properties)).toEqual([
+      'bucket',
+      'sessions',
+      'convertedSessions',
+      'cumulativeSessions',
+      'cumulativeConvertedSessions',
+      'cumulativeConversionRate',
+    ]);
+    expect(point.properties.bucket.description).toMatch(/UTC hour or day .* first exposed/);
+    for (const property of Object.values(point.properties) as { description?: string }[]) {
+      expect(property.description).toBeTruthy();
+    }
   });
 
   it('is browsable at /docs', async () => {

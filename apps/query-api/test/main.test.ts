@@ -51,7 +51,7 @@ describe('the query-api process', () => {
     expect(output()).not.toMatch(/\n\s+at /);
   });
 
-  it('serves results to a read key, and exits cleanly on SIGTERM', async () => {
+  it('serves results and time series to a read key, and exits cleanly on SIGTERM', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const app = start({ DATABASE_URL: database.url, HOST: '127.0.0.1', PORT: String(port) });
@@ -68,6 +68,14 @@ describe('the query-api process', () => {
       });
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ variants: [{ variantKey: 'control', sessions: 1 }] });
+      const timeseries = await fetch(`${url}/v1/experiments/checkout/timeseries?interval=hour`, {
+        headers: { authorization: `Bearer ${keys.readKey}` },
+      });
+      expect(timeseries.status).toBe(200);
+      expect(await timeseries.json()).toMatchObject({
+        interval: 'hour',
+        variants: [{ variantKey: 'control', points: [{ bucket: '2025-01-10T12:00:00.000Z', cumulativeSessions: 1 }] }],
+      });
     } finally {
       if (app.child.exitCode === null) app.child.kill('SIGTERM');
     }

@@ -34,7 +34,7 @@ async function get(url: string) {
 }
 
 function expectNoInternals(raw: string) {
-  expect(raw).not.toMatch(/\n\s+at |\.ts:\d+|node_modules|SELECT|analytics_events|stack/i);
+  expect(raw).not.toMatch(/\n\s+at |\.ts:\d+|node_modules|SELECT|analytics_events|experiment_|rollup|stack/i);
 }
 
 describe('errors of the results route', () => {
@@ -127,16 +127,59 @@ describe('errors of the results route', () => {
   it('answers 500 without stack, SQL or table names when the database fails', async () => {
     const broken = await database.pool.connect();
     try {
-      // Renaming the events table is a real failure of the database the app reads, undone below.
-      await broken.query('ALTER TABLE analytics_events RENAME TO analytics_events_away');
-      const { status, body, raw } = await get('/v1/experiments/checkout/results');
-      expect(status).toBe(500);
-      expect(body).toEqual({ statusCode: 500, error: 'Internal Server Error', message: 'Internal error' });
-      expectNoInternals(raw);
+      // Renaming the table every answer reads its asOf from is a real failure of the database, undone below.
+      await broken.query('ALTER TABLE rollup_state RENAME TO rollup_state_away');
+      for (const url of ['/v1/experiments', '/v1/experiments/checkout/results', '/v1/experiments/checkout/timeseries']) {
+        const { status, body, raw } = await get(url);
+        expect({ url, status }).toEqual({ url, status: 500 });
+        expect(body).toEqual({ statusCode: 500, error: 'Internal Server Error', message: 'Internal error' });
+        expectNoInternals(raw);
+      }
     } finally {
-      await broken.query('ALTER TABLE analytics_events_away RENAME TO analytics_events');
+      await broken.query('ALTER TABLE rollup_state_away RENAME TO rollup_state');
       broken.release();
     }
     expect((await get('/v1/experiments/checkout/results')).status).toBe(200);
+  });
+});
+
+describe('errors of the timeseries route', () => {
+  it('answers 404 with the same message as the results for an experiment without exposures', async () => {
+    const timeseries = await get('/v1/experiments/nope/timeseries?interval=hour');
+    const results = await get('/v1/experiments/nope/results');
+    expect(timeseries.status).toBe(404);
+    expect(timeseries.body).toEqual(results.body);
+    expectNoInternals(timeseries.raw);
+  });
+
+  it.each([
+    ['an interval other than hour or day', '/v1/experiments/checkout/timeseries?interval=week', 'querystring: interval must be one of "hour", "day".'],
+    ['an interval in capitals', '/v1/experiments/checkout/timeseries?interval=HOUR', 'querystring: interval must be one of "hour", "day".'],
+    ['an empty interval', '/v1/experiments/checkout/timeseries?interval=', 'querystring: interval must be one of "hour", "day".'],
+    ['an interval given twice', '/v1/experiments/checkout/timeseries?interval=hour&interval=day', 'querystring: interval must be a single string (give it once).'],
+    ['an empty goal', '/v1/experiments/checkout/timeseries?goal=', 'querystring: goal must not be empty.'],
+    ['a control, which only the results take', '/v1/experiments/checkout/timeseries?control=control', 'querystring: control is not a known query parameter.'],
+    ['a misspelt parameter', '/v1/experiments/checkout/timeseries?intervals=day', 'querystring: intervals is not a known query parameter.'],
+    [
+      'an experiment id of 129 characters',
+      `/v1/experiments/${'e'.repeat(129)}/timeseries`,
+      'params: experimentId must be at most 128 characters long.',
+    ],
+  ])('answers 400 with a sentence for %s', async (_case, url, message) => {
+    const { status, body, raw } = await get(url);
+    expect(status).toBe(400);
+    expect(body).toEqual({ statusCode: 400, error: 'Bad Request', message });
+    expectNoInternals(raw);
+  });
+
+  it('answers 400 for a bad interval even for an experiment that does not exist', async () => {
+    expect((await get('/v1/experiments/nope/timeseries?interval=week')).status).toBe(400);
+  });
+
+  it('takes the same experiment ids as the results', async () => {
+    expect((await get(`/v1/experiments/${longId}/timeseries`)).status).toBe(200);
+    const { status, raw } = await get(`/v1/experiments/${encodeURIComponent('ümlaut/ünïcode')}/timeseries`);
+    expect(status).toBe(200);
+    expect(JSON.parse(raw).experimentId).toBe('ümlaut/ünïcode');
   });
 });

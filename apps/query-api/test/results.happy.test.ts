@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProject, type ProjectKeys } from '@tally/db';
+import { createProject, runRollup, type ProjectKeys } from '@tally/db';
 import { createTestDatabase, type TestDatabase } from '@tally/testing';
 import { at, bearer, conversion, exposure, pageview, store, testApp } from './fixture.js';
 
@@ -217,13 +217,13 @@ describe('experiment results, following the exact semantics', () => {
     expect(already.body.variants.map((v: { variantKey: string }) => v.variantKey)).toEqual(['control', 'treatment']);
   });
 
-  it('says when the numbers were computed, from the database clock', async () => {
-    const { rows } = await database.pool.query<{ now: Date }>('SELECT now() AS now');
-    const before = rows[0]!.now.getTime();
+  it("says how fresh the numbers are: the instant of the rollup's last run", async () => {
+    // A run with nothing new to fold still moves asOf: nothing was missed up to it.
+    const run = await runRollup(database.db);
+    expect(run.events).toBe(0);
     const { body } = await get('/v1/experiments/checkout/results');
-    const asOf = Date.parse(body.asOf);
-    expect(body.asOf).toBe(new Date(asOf).toISOString());
-    expect(asOf).toBeGreaterThanOrEqual(before);
+    expect(body.asOf).toBe(run.asOf?.toISOString());
+    expect((await get('/v1/experiments')).body.asOf).toBe(run.asOf?.toISOString());
   });
 
   it('answers with no-store and nosniff headers', async () => {
@@ -235,41 +235,44 @@ describe('experiment results, following the exact semantics', () => {
 });
 
 describe('the list of experiments', () => {
-  it("lists the project's experiments with their variants and exposed sessions", async () => {
+  it("lists the project's experiments with exposed, excluded and assigned sessions", async () => {
     const { status, body } = await get('/v1/experiments');
     expect(status).toBe(200);
     expect(body).toEqual({
       asOf: expect.any(String),
       experiments: [
         {
+          // s10 saw x and y: exposed, excluded, and no variant has an assigned session.
           experimentId: 'all-excluded',
           exposedSessions: 1,
+          excludedSessions: 1,
           firstExposureAt: new Date(at(0)).toISOString(),
           lastExposureAt: new Date(at(1)).toISOString(),
-          variants: [
-            { variantKey: 'x', exposedSessions: 1 },
-            { variantKey: 'y', exposedSessions: 1 },
-          ],
+          variants: [],
         },
         {
+          // s3 a at 0, s4 b at +50.
           experimentId: 'banner',
           exposedSessions: 2,
+          excludedSessions: 0,
           firstExposureAt: new Date(at(0)).toISOString(),
           lastExposureAt: new Date(at(50)).toISOString(),
           variants: [
-            { variantKey: 'a', exposedSessions: 1 },
-            { variantKey: 'b', exposedSessions: 1 },
+            { variantKey: 'a', sessions: 1 },
+            { variantKey: 'b', sessions: 1 },
           ],
         },
         {
-          // s1 s2 s3 s4 s5 s6 s8 s9; s3 saw both variants and is in each.
+          // s1 s2 s3 s4 s5 s6 s8 s9 exposed; s3 excluded; control s1 s5 s9, treatment s2 s4 s6 s8.
+          // Earliest exposure at 0 (s2, s3, s5, s8, s9), latest s4's at +100.
           experimentId: 'checkout',
           exposedSessions: 8,
+          excludedSessions: 1,
           firstExposureAt: new Date(at(0)).toISOString(),
           lastExposureAt: new Date(at(100)).toISOString(),
           variants: [
-            { variantKey: 'control', exposedSessions: 4 },
-            { variantKey: 'treatment', exposedSessions: 5 },
+            { variantKey: 'control', sessions: 3 },
+            { variantKey: 'treatment', sessions: 4 },
           ],
         },
       ],
@@ -277,25 +280,41 @@ describe('the list of experiments', () => {
     expect(Number.isNaN(Date.parse(body.asOf))).toBe(false);
   });
 
+  it('agrees with the results: exposed = excluded + assigned, and the same sessions per variant', async () => {
+    const { body } = await get('/v1/experiments');
+    for (const listed of body.experiments) {
+      const results = (await get(`/v1/experiments/${listed.experimentId}/results`)).body;
+      expect(listed.excludedSessions).toBe(results.excludedSessions);
+      expect(listed.variants).toEqual(
+        results.variants.map((v: { variantKey: string; sessions: number }) => ({ variantKey: v.variantKey, sessions: v.sessions })),
+      );
+      const assigned = listed.variants.reduce((sum: number, v: { sessions: number }) => sum + v.sessions, 0);
+      expect(listed.exposedSessions).toBe(listed.excludedSessions + assigned);
+    }
+  });
+
   it("shows another project's key only that project's experiments", async () => {
     const { body } = await get('/v1/experiments', b.readKey);
     expect(body.experiments).toEqual([
       {
+        // s1 treatment, s7 control, both at 0.
         experimentId: 'checkout',
         exposedSessions: 2,
+        excludedSessions: 0,
         firstExposureAt: new Date(at(0)).toISOString(),
         lastExposureAt: new Date(at(0)).toISOString(),
         variants: [
-          { variantKey: 'control', exposedSessions: 1 },
-          { variantKey: 'treatment', exposedSessions: 1 },
+          { variantKey: 'control', sessions: 1 },
+          { variantKey: 'treatment', sessions: 1 },
         ],
       },
       {
         experimentId: 'only-b',
         exposedSessions: 1,
+        excludedSessions: 0,
         firstExposureAt: new Date(at(0)).toISOString(),
         lastExposureAt: new Date(at(0)).toISOString(),
-        variants: [{ variantKey: 'x', exposedSessions: 1 }],
+        variants: [{ variantKey: 'x', sessions: 1 }],
       },
     ]);
   });

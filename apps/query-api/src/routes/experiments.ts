@@ -3,11 +3,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { HttpError } from '@tally/server';
 import { projectIdOf } from '../auth.js';
 import type { ResultsSource } from '../results.js';
-import { listSchema, resultsSchema, type ExperimentList, type ExperimentResults } from '../schemas.js';
+import {
+  listSchema,
+  resultsSchema,
+  timeseriesSchema,
+  type ExperimentList,
+  type ExperimentResults,
+  type ExperimentTimeseries,
+} from '../schemas.js';
 
 type Variant = ExperimentResults['variants'][number];
 
-/** `/v1/experiments` and `/v1/experiments/:experimentId/results`, for the key's project only. */
+/** `/v1/experiments` and an experiment's `/results` and `/timeseries`, for the key's project only. */
 export async function experimentRoutes(scope: FastifyInstance, { results }: { results: ResultsSource }): Promise<void> {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -20,13 +27,7 @@ export async function experimentRoutes(scope: FastifyInstance, { results }: { re
     const { experimentId } = request.params;
     const { goal = null, control = null } = request.query;
     const found = await results.experimentResults(projectIdOf(request), experimentId, goal);
-    if (!found) {
-      throw new HttpError(
-        404,
-        `No experiment ${JSON.stringify(experimentId)} in this project: no exposure to it has been stored. ` +
-          'GET /v1/experiments lists the experiments that have exposures.',
-      );
-    }
+    if (!found) throw noSuchExperiment(experimentId);
     return {
       experimentId,
       goal,
@@ -36,6 +37,26 @@ export async function experimentRoutes(scope: FastifyInstance, { results }: { re
       variants: orderVariants(experimentId, found.variants, control),
     };
   });
+
+  app.get(
+    '/experiments/:experimentId/timeseries',
+    { schema: timeseriesSchema },
+    async (request): Promise<ExperimentTimeseries> => {
+      const { experimentId } = request.params;
+      const { interval = 'day', goal = null } = request.query;
+      const found = await results.experimentTimeseries(projectIdOf(request), experimentId, interval, goal);
+      if (!found) throw noSuchExperiment(experimentId);
+      return { experimentId, interval, goal, asOf: found.asOf.toISOString(), variants: found.variants };
+    },
+  );
+}
+
+function noSuchExperiment(experimentId: string): HttpError {
+  return new HttpError(
+    404,
+    `No experiment ${JSON.stringify(experimentId)} in this project: no exposure to it has been stored. ` +
+      'GET /v1/experiments lists the experiments that have exposures.',
+  );
 }
 
 /** The control first, then by variant key (code-point order, whatever the database's collation). */
