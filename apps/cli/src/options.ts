@@ -24,3 +24,9 @@ export function projectId(value: string): string {
   if (!UUID.test(value)) throw new InvalidArgumentError('Expected a project id (a UUID, as `pnpm tally project list` shows).');
   return value.toLowerCase();
 }
+
+/** As the ingest API accepts them (1 to 128 characters), compared exactly: no trimming. */
+export function experimentId(value: string): string {
+  if (value.length === 0 || value.length > 128) throw new InvalidArgumentError('Expected an experiment id of 1 to 128 characters.');
+  return value;
+}

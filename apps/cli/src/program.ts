@@ -6,12 +6,14 @@ import { registerPartitionsStatus } from './commands/partitions-status.js';
 import { registerProjectCreate } from './commands/project-create.js';
 import { registerProjectList } from './commands/project-list.js';
 import { registerProjectRotateKey } from './commands/project-rotate-key.js';
+import { registerRollupRebuild } from './commands/rollup-rebuild.js';
+import { registerRollupRun } from './commands/rollup-run.js';
 import type { CommandContext } from './context.js';
 
 /** The `tally` command tree. Settings made on the root before `.command()` are inherited by every subcommand. */
 export function buildProgram(context: CommandContext): Command {
   const program = new Command('tally')
-    .description('Operate Tally: database, projects and keys, queues, partitions.')
+    .description('Operate Tally: database, projects and keys, queues, partitions, rollups.')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => context.io.stdout(text),
@@ -32,6 +34,10 @@ export function buildProgram(context: CommandContext): Command {
   const partitions = program.command('partitions').description('daily partitions of the raw events');
   registerPartitionsEnsure(partitions, context);
   registerPartitionsStatus(partitions, context);
+
+  const rollup = program.command('rollup').description('the experiment summaries that results are served from');
+  registerRollupRun(rollup, context);
+  registerRollupRebuild(rollup, context);
 
   return program;
 }
