@@ -114,8 +114,9 @@ describe('the pipeline, end to end over HTTP', () => {
     expect(response.status).toBe(202);
   });
 
-  it('serves exact results once the worker has inserted both batches', async () => {
+  it('serves exact results once the worker has inserted both batches and the rollup has run', async () => {
     const jobs = new Queue('ingest', { connection: { url: queue.redisUrl }, prefix: queue.prefix });
+    let insertedBy = 0;
     try {
       await waitFor(
         async () => {
@@ -125,14 +126,20 @@ describe('the pipeline, end to end over HTTP', () => {
         },
         { timeoutMs: 30_000, what: 'both batch jobs to complete' },
       );
+      insertedBy = Math.max(...(await jobs.getCompleted()).map((job) => job.finishedOn ?? 0));
     } finally {
       await jobs.close();
     }
 
-    const any = await results('?control=control');
-    expect(any.status).toBe(200);
+    // The worker's rollup runs every second; asOf says when it has caught up.
+    const any = await waitFor(
+      async () => {
+        const response = await results('?control=control');
+        return response.status === 200 && Date.parse(String(response.body.asOf)) > insertedBy ? response : undefined;
+      },
+      { timeoutMs: 15_000, what: 'results as of after the inserts' },
+    );
     expect(any.body).toMatchObject({ experimentId: 'checkout-button', ...expectedAnyGoal });
-    expect(Date.parse(String(any.body.asOf))).not.toBeNaN();
 
     const purchase = await results('?goal=purchase');
     expect(purchase.body).toMatchObject({
@@ -145,7 +152,22 @@ describe('the pipeline, end to end over HTTP', () => {
 
     const list = await fetch(`${apps.query.url}/v1/experiments`, { headers: { authorization: `Bearer ${keys.readKey}` } });
     expect(await list.json()).toMatchObject({
-      experiments: [{ experimentId: 'checkout-button', exposedSessions: 5 }],
+      experiments: [{ experimentId: 'checkout-button', exposedSessions: 5, excludedSessions: 1 }],
+    });
+
+    // Every session was first exposed at t0: one daily cohort per variant, equal to the results.
+    const series = await fetch(`${apps.query.url}/v1/experiments/checkout-button/timeseries?interval=day&goal=purchase`, {
+      headers: { authorization: `Bearer ${keys.readKey}` },
+    });
+    expect(series.status).toBe(200);
+    const day = expect.stringMatching(/T00:00:00\.000Z$/);
+    expect(await series.json()).toMatchObject({
+      interval: 'day',
+      goal: 'purchase',
+      variants: [
+        { variantKey: 'control', points: [{ bucket: day, sessions: 2, convertedSessions: 1, cumulativeSessions: 2 }] },
+        { variantKey: 'treatment', points: [{ bucket: day, sessions: 2, convertedSessions: 1, cumulativeSessions: 2 }] },
+      ],
     });
   });
 
@@ -165,7 +187,7 @@ describe('the pipeline, end to end over HTTP', () => {
     const body = (await response.json()) as { queues: { name: string; counts: Record<string, number> }[] };
     const ingest = body.queues.find((q) => q.name === 'ingest');
     expect(ingest?.counts.completed).toBe(2);
-    expect(body.queues.map((q) => q.name)).toContain('maintenance');
+    expect(body.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['maintenance', 'rollup']));
   });
 
   it('shuts every app down cleanly on SIGTERM', async () => {

@@ -1,0 +1,62 @@
+/**
+ * `pnpm bench`: runs every scenario, each as its own process (so one scenario's
+ * memory or connections never weigh on the next), and writes their sections into
+ * BENCHMARKS.md between the results markers, with the machine they ran on. The
+ * notes outside the markers (decisions and their figures) are kept as they are.
+ *
+ *   pnpm bench [--quick]     --quick: short runs, to check the suite works
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quick = process.argv.includes('--quick');
+
+const scenarios: { script: string; args: string[]; quickArgs: string[] }[] = [
+  { script: 'bench/freshness.ts', args: ['--seconds', '60'], quickArgs: ['--seconds', '10'] },
+  {
+    script: 'bench/insert-methods.ts',
+    args: ['--batches', '200', '--size', '2500', '--rounds', '3', '--lanes', '4'],
+    quickArgs: ['--batches', '20', '--size', '1000', '--rounds', '1', '--lanes', '2'],
+  },
+];
+
+const sections: string[] = [];
+for (const { script, args, quickArgs } of scenarios) {
+  process.stderr.write(`running ${script}\n`);
+  const output = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [script, ...(quick ? quickArgs : args)], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  sections.push(output.trim());
+  process.stdout.write(`${output}\n`);
+}
+
+let postgres = 'unknown';
+try {
+  postgres = execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-tAc', 'SHOW server_version'], { encoding: 'utf8' }).trim();
+} catch {
+  // Only for the record; the scenarios said what they needed.
+}
+const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GB, Node ${process.version}, PostgreSQL ${postgres}`;
+const results = [
+  '<!-- results:start (written by `pnpm bench`; edit outside the markers) -->',
+  `Last run ${new Date().toISOString().slice(0, 10)} on ${machine}${quick ? ' (quick run: short, not for comparison)' : ''}.`,
+  ...sections,
+  '<!-- results:end -->',
+].join('\n\n');
+
+const file = join(root, 'BENCHMARKS.md');
+const current = readFileSync(file, 'utf8');
+const start = current.indexOf('<!-- results:start');
+const end = current.indexOf('<!-- results:end -->');
+const updated =
+  start >= 0 && end > start
+    ? current.slice(0, start) + results + current.slice(end + '<!-- results:end -->'.length)
+    : `${current.trimEnd()}\n\n${results}\n`;
+writeFileSync(file, updated);
+process.stderr.write('BENCHMARKS.md updated\n');
