@@ -1,92 +1,28 @@
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import type { StoredEvent } from '@tally/contracts';
 import type { Database } from '../client.js';
+import { insertEventsByCopy } from './insert-copy.js';
+import { insertEventsByUnnest } from './insert-unnest.js';
+
+export { insertEventsByCopy, insertEventsByUnnest };
 
 /**
- * Inserts a batch in one transaction: `COPY` into a temporary staging table, then
- * one `INSERT … SELECT … ON CONFLICT DO NOTHING` into the partitioned table. The
+ * From this many events on, a batch goes through COPY; smaller ones through
+ * unnest. bench/insert-methods.ts measured each side of it (BENCHMARKS.md).
+ */
+export const COPY_FROM_EVENTS = 1_000;
+
+/**
+ * Stores a batch of a project's events in one round trip, idempotently: the
  * conflict key (project, event id, client time) makes a retried job, or a batch a
  * client sent twice, change nothing. Returns how many rows were new.
- *
- * Measured against a single `INSERT … SELECT FROM unnest($arrays)` (see
- * bench/insert-methods.ts): COPY parses rows faster than Postgres parses array
- * literals, and the client does not build one array per column.
  */
-export async function insertEvents(
+export function insertEvents(
   db: Database,
   projectId: string,
   receivedAt: number,
   events: readonly StoredEvent[],
 ): Promise<number> {
-  if (events.length === 0) return 0;
-  const rows = copyRows(events);
-  const client = await db.$client.connect();
-  try {
-    if (!sessionsWithStaging.has(client)) {
-      await client.query(CREATE_STAGING);
-      sessionsWithStaging.add(client);
-    }
-    await client.query('BEGIN');
-    await pipeline(Readable.from([rows]), client.query(copyFrom(COPY_INTO_STAGING)));
-    // Named: each pooled connection parses and plans it once.
-    const result = await client.query({ name: 'tally-insert-from-staging', text: INSERT_FROM_STAGING, values: [projectId, receivedAt] });
-    await client.query('COMMIT');
-    client.release();
-    return result.rowCount ?? 0;
-  } catch (error) {
-    // Whatever the failure (mid-COPY, mid-transaction, connection lost), this session
-    // is not worth reusing: the pool drops it and the transaction with it.
-    client.release(error instanceof Error ? error : true);
-    throw error;
-  }
-}
-
-/**
- * One staging table per session, made once: `ON COMMIT DELETE ROWS` empties it at
- * every commit, and creating a table per batch would churn the system catalogs.
- */
-const sessionsWithStaging = new WeakSet<pg.PoolClient>();
-
-const CREATE_STAGING = `
-  CREATE TEMP TABLE IF NOT EXISTS tally_events_staging (
-    event_id text, event_type text, session_id text, view_id text, experiment_id text, variant_key text,
-    goal text, properties jsonb, event_ms bigint, client_ms bigint
-  ) ON COMMIT DELETE ROWS`;
-
-const COPY_INTO_STAGING = 'COPY pg_temp.tally_events_staging FROM STDIN';
-
-const INSERT_FROM_STAGING = `
-  INSERT INTO analytics_events (project_id, event_id, event_type, session_id, view_id, experiment_id,
-    variant_key, goal, properties, event_time, client_time, received_at)
-  SELECT $1::uuid, s.event_id, s.event_type::event_type, s.session_id, s.view_id, s.experiment_id,
-    s.variant_key, s.goal, s.properties,
-    timestamptz 'epoch' + s.event_ms * interval '1 millisecond',
-    timestamptz 'epoch' + s.client_ms * interval '1 millisecond',
-    timestamptz 'epoch' + $2::bigint * interval '1 millisecond'
-  FROM pg_temp.tally_events_staging s
-  ON CONFLICT DO NOTHING`;
-
-/** The batch in COPY's text format: tab-separated columns, `\N` for NULL. */
-function copyRows(events: readonly StoredEvent[]): string {
-  let rows = '';
-  for (const e of events) {
-    const properties = e.properties === null ? null : JSON.stringify(e.properties);
-    rows +=
-      `${copyText(e.eventId)}\t${copyText(e.eventType)}\t${copyText(e.sessionId)}\t${copyText(e.viewId)}\t` +
-      `${copyText(e.experimentId)}\t${copyText(e.variantKey)}\t${copyText(e.goal)}\t${copyText(properties)}\t` +
-      `${e.timestamp}\t${e.clientTimestamp}\n`;
-  }
-  return rows;
-}
-
-const COPY_SPECIAL = /[\\\t\n\r]/;
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-/** Escapes what COPY's text format gives a meaning to: backslash, tab and line breaks. */
-function copyText(value: string | null): string {
-  if (value === null) return '\\N';
-  return COPY_SPECIAL.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : value;
+  if (events.length === 0) return Promise.resolve(0);
+  const insert = events.length >= COPY_FROM_EVENTS ? insertEventsByCopy : insertEventsByUnnest;
+  return insert(db, projectId, receivedAt, events);
 }

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoredEvent } from '@tally/contracts';
+import {
+  COPY_FROM_EVENTS,
+  createProject,
+  insertEvents,
+  insertEventsByCopy,
+  insertEventsByUnnest,
+} from '@tally/db';
+import { createTestDatabase, type TestDatabase } from '@tally/testing';
+
+/** Text that COPY's format or array literals give a meaning to, and text they do not. */
+const AWKWARD = ['tab\there', 'back\\slash', 'line\nbreak\r\n', '"quoted", {braced}', 'NULL', '\\N', 'ünïcödé 🎉', ''];
+
+function events(prefix: string, n: number): StoredEvent[] {
+  const t = Date.UTC(2026, 10, 24, 12);
+  return Array.from({ length: n }, (_, i): StoredEvent => {
+    const text = AWKWARD[i % AWKWARD.length]!;
+    return {
+      eventId: `${prefix}-${i}-${text}`,
+      eventType: i % 2 === 0 ? 'PAGEVIEW' : 'CONVERSION',
+      sessionId: `s-${text}`,
+      viewId: i % 3 === 0 ? null : `v-${text}`,
+      experimentId: null,
+      variantKey: null,
+      goal: i % 2 === 0 ? null : text,
+      properties: i % 4 === 0 ? null : { text, nested: { list: [text, 1, true, null] } },
+      timestamp: t + i,
+      clientTimestamp: t + i - 5,
+    };
+  });
+}
+
+describe('storing a batch', () => {
+  let database: TestDatabase;
+  let projectId: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    ({ projectId } = await createProject(database.db, 'insert'));
+  });
+  afterAll(() => database?.drop());
+
+  const stored = async (prefix: string) => {
+    const { rows } = await database.pool.query(
+      `SELECT event_id, event_type::text, session_id, view_id, goal, properties,
+         (extract(epoch FROM event_time) * 1000)::bigint AS event_ms, (extract(epoch FROM client_time) * 1000)::bigint AS client_ms
+       FROM analytics_events WHERE project_id = $1 AND event_id LIKE $2 ORDER BY client_time`,
+      [projectId, `${prefix}-%`],
+    );
+    return rows.map((r) => ({
+      eventId: r.event_id,
+      eventType: r.event_type,
+      sessionId: r.session_id,
+      viewId: r.view_id,
+      goal: r.goal,
+      properties: r.properties,
+      timestamp: Number(r.event_ms),
+      clientTimestamp: Number(r.client_ms),
+    }));
+  };
+
+  const expected = (batch: StoredEvent[]) =>
+    batch.map(({ eventId, eventType, sessionId, viewId, goal, properties, timestamp, clientTimestamp }) => ({
+      eventId, eventType, sessionId, viewId, goal, properties, timestamp, clientTimestamp,
+    }));
+
+  for (const [name, insert] of [
+    ['COPY', insertEventsByCopy],
+    ['unnest', insertEventsByUnnest],
+  ] as const) {
+    it(`${name}: keeps every value exactly, awkward text included`, async () => {
+      const batch = events(`${name}-exact`, 40);
+      expect(await insert(database.db, projectId, Date.now(), batch)).toBe(40);
+      expect(await stored(`${name}-exact`)).toEqual(expected(batch));
+    });
+
+    it(`${name}: stores a batch sent again, whole or in part, once`, async () => {
+      const batch = events(`${name}-again`, 20);
+      expect(await insert(database.db, projectId, Date.now(), batch.slice(0, 10))).toBe(10);
+      // A retry with a different receive time: same (event id, client time), so nothing new.
+      expect(await insert(database.db, projectId, Date.now() + 5_000, batch)).toBe(10);
+      expect(await insert(database.db, projectId, Date.now(), batch)).toBe(0);
+      expect(await stored(`${name}-again`)).toEqual(expected(batch));
+    });
+  }
+
+  it('goes through either method by batch size, with the same result', async () => {
+    const small = events('small', COPY_FROM_EVENTS - 1);
+    const large = events('large', COPY_FROM_EVENTS);
+    expect(await insertEvents(database.db, projectId, Date.now(), small)).toBe(small.length);
+    expect(await insertEvents(database.db, projectId, Date.now(), large)).toBe(large.length);
+    expect(await stored('small')).toEqual(expected(small));
+    expect(await stored('large')).toEqual(expected(large));
+    expect(await insertEvents(database.db, projectId, Date.now(), [])).toBe(0);
+  });
+});
