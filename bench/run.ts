@@ -15,9 +15,10 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
 
-const scenarios: { script: string; args: string[]; quickArgs: string[] }[] = [
-  { script: 'bench/freshness.ts', args: ['--seconds', '60'], quickArgs: ['--seconds', '10'] },
+const scenarios: { title: string; script: string; args: string[]; quickArgs: string[] }[] = [
+  { title: 'Freshness', script: 'bench/freshness.ts', args: ['--seconds', '60'], quickArgs: ['--seconds', '10'] },
   {
+    title: 'Insert methods: unnest against COPY',
     script: 'bench/insert-methods.ts',
     args: ['--batches', '200', '--size', '2500', '--rounds', '3', '--lanes', '4'],
     quickArgs: ['--batches', '20', '--size', '1000', '--rounds', '1', '--lanes', '2'],
@@ -25,14 +26,16 @@ const scenarios: { script: string; args: string[]; quickArgs: string[] }[] = [
 ];
 
 const sections: string[] = [];
-for (const { script, args, quickArgs } of scenarios) {
-  process.stderr.write(`running ${script}\n`);
-  const output = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [script, ...(quick ? quickArgs : args)], {
+for (const { title, script, args, quickArgs } of scenarios) {
+  const argv = [script, ...(quick ? quickArgs : args)];
+  process.stderr.write(`running ${argv.join(' ')}\n`);
+  const output = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), argv, {
     cwd: root,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  sections.push(output.trim());
+  }).trim();
+  // A scenario prints markdown with its own heading, or plain text that is kept as is.
+  sections.push(output.startsWith('#') ? output : `### ${title}\n\n\`pnpm exec tsx ${argv.join(' ')}\`\n\n\`\`\`\n${output}\n\`\`\``);
   process.stdout.write(`${output}\n`);
 }
 
