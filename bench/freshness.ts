@@ -17,8 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { createProject } from '@tally/db';
-import { createTestDatabase, createTestQueuePrefix, waitFor } from '@tally/testing';
-import { startApp, type RunningApp } from '../tests/e2e/src/processes.js';
+import { createTestDatabase, createTestQueuePrefix, startApp, waitFor, type RunningApp } from '@tally/testing';
 import { percentile, sleep } from './stats.js';
 
 const { values: args } = parseArgs({

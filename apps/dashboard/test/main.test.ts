@@ -1,36 +1,8 @@
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestQueuePrefix, waitFor, type TestQueuePrefix } from '@tally/testing';
+import { createTestQueuePrefix, freePort, spawnApp, waitFor, type TestQueuePrefix } from '@tally/testing';
 import { basic } from './fixture.js';
 
-const appDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-function start(env: Record<string, string>) {
-  let output = '';
-  const child = spawn(join(appDir, 'node_modules', '.bin', 'tsx'), ['src/main.ts'], {
-    cwd: appDir,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => output };
-}
+const start = (env: Record<string, string>) => spawnApp('dashboard', env);
 
 describe('the dashboard process', () => {
   let prefix: TestQueuePrefix;

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '@tally/queue';
-import { waitFor } from '@tally/testing';
+import { startTcpProxy, waitFor, type TcpProxy } from '@tally/testing';
 import { basic, createFixture, PASSWORD, USER, type DashboardApp, type Fixture } from './fixture.js';
-import { startRedisProxy, type RedisProxy } from './redis-proxy.js';
 
 const authorization = basic(USER, PASSWORD);
 
@@ -40,12 +39,12 @@ describe('the dashboard when Redis cannot be reached at all', () => {
 
 describe('the dashboard when Redis goes away and comes back', () => {
   let fixture: Fixture;
-  let proxy: RedisProxy;
+  let proxy: TcpProxy;
   let app: DashboardApp;
 
   beforeAll(async () => {
     fixture = await createFixture();
-    proxy = await startRedisProxy(fixture.prefix.redisUrl);
+    proxy = await startTcpProxy(fixture.prefix.redisUrl, 6379);
     app = await fixture.build({}, { connection: createRedis(proxy.url, 'producer') });
   });
   afterAll(async () => {

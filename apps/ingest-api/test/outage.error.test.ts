@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, generateKey, type DbHandle } from '@tally/db';
 import { createRedis } from '@tally/queue';
-import { waitFor } from '@tally/testing';
+import { startTcpProxy, waitFor, type TcpProxy } from '@tally/testing';
 import { createFixture, post, validEvents, type Fixture, type IngestApp } from './fixture.js';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
 describe('the ingest API when Redis cannot be reached at all', () => {
   let fixture: Fixture;

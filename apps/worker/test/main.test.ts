@@ -1,24 +1,16 @@
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQueues, createRedis, closeQueues } from '@tally/queue';
-import { createTestQueuePrefix, dropDatabase, TEST_POSTGRES_URL, uniqueName, waitFor, type TestQueuePrefix } from '@tally/testing';
+import {
+  createTestQueuePrefix,
+  dropDatabase,
+  freePort,
+  spawnApp,
+  TEST_POSTGRES_URL,
+  uniqueName,
+  waitFor,
+  type TestQueuePrefix,
+} from '@tally/testing';
 import pg from 'pg';
-
-const appDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 describe('the worker process', () => {
   // A database that does not exist yet: starting the worker creates and migrates it.
@@ -36,29 +28,18 @@ describe('the worker process', () => {
 
   it('creates and migrates its database, becomes ready, and exits cleanly on SIGTERM', async () => {
     const port = await freePort();
-    let output = '';
-    const child = spawn(join(appDir, 'node_modules', '.bin', 'tsx'), ['src/main.ts'], {
-      cwd: appDir,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        DATABASE_URL: databaseUrl,
-        REDIS_URL: prefix.redisUrl,
-        QUEUE_PREFIX: prefix.prefix,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { child, exited, output } = spawnApp('worker', {
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: prefix.redisUrl,
+      QUEUE_PREFIX: prefix.prefix,
+      HOST: '127.0.0.1',
+      PORT: String(port),
     });
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
     try {
       await waitFor(
         async () => {
-          if (child.exitCode !== null) throw new Error(`worker exited with ${child.exitCode}: ${output}`);
+          if (child.exitCode !== null) throw new Error(`worker exited with ${child.exitCode}: ${output()}`);
           const response = await fetch(`http://127.0.0.1:${port}/readyz`);
           return response.status === 200 ? true : undefined;
         },
@@ -85,20 +66,13 @@ describe('the worker process', () => {
       if (child.exitCode === null) child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
-    expect(output).not.toMatch(/"level":(50|60)/);
+    expect(output()).not.toMatch(/"level":(50|60)/);
   });
 
   it('refuses to start with a bad setting, and says which', async () => {
-    const child = spawn(join(appDir, 'node_modules', '.bin', 'tsx'), ['src/main.ts'], {
-      cwd: appDir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, WORKER_CONCURRENCY: 'lots' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/Invalid configuration/);
-    expect(stderr).toMatch(/WORKER_CONCURRENCY/);
+    const { exited, output } = spawnApp('worker', { WORKER_CONCURRENCY: 'lots' });
+    expect(await exited).toBe(1);
+    expect(output()).toMatch(/Invalid configuration/);
+    expect(output()).toMatch(/WORKER_CONCURRENCY/);
   });
 });

@@ -15,7 +15,14 @@ import {
   runRollup,
   type Database,
 } from '@tally/db';
-import { createTestDatabase, type TestDatabase } from '@tally/testing';
+import {
+  createTestDatabase,
+  generatedEventArb,
+  HISTORY_EXPERIMENTS,
+  HISTORY_GOALS,
+  type GeneratedEvent,
+  type TestDatabase,
+} from '@tally/testing';
 
 /**
  * Random histories (any arrival order, duplicates, late exposures, sessions that
@@ -25,21 +32,9 @@ import { createTestDatabase, type TestDatabase } from '@tally/testing';
  */
 
 const BASE = Date.UTC(2026, 10, 20, 10, 0, 0);
-const EXPERIMENTS = ['exp-a', 'exp-b'];
-const GOALS = [null, 'purchase', 'signup'];
-
-const eventArb = fc.record({
-  project: fc.integer({ min: 0, max: 1 }),
-  session: fc.integer({ min: 0, max: 7 }),
-  kind: fc.constantFrom('EXPOSURE', 'EXPOSURE', 'PAGEVIEW', 'CONVERSION'),
-  experiment: fc.constantFrom(...EXPERIMENTS),
-  variant: fc.constantFrom('control', 'control', 'treatment', 'treatment', 'other'),
-  goal: fc.constantFrom(...GOALS),
-  // Spans several hours and days, so cohorts and late arrivals are exercised.
-  minute: fc.integer({ min: 0, max: 60 * 30 }),
-});
-
-type GeneratedEvent = typeof eventArb extends fc.Arbitrary<infer T> ? T : never;
+const EXPERIMENTS = HISTORY_EXPERIMENTS;
+const GOALS = HISTORY_GOALS;
+const eventArb = generatedEventArb;
 
 const historyArb = fc
   .array(eventArb, { minLength: 1, maxLength: 60 })

@@ -80,21 +80,7 @@ export async function deleteKeys(redisUrl: string, pattern: string): Promise<voi
   }
 }
 
-/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(
-  check: () => Promise<T | undefined>,
-  { timeoutMs = 15_000, intervalMs = 50, what = 'condition' } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+export { waitFor } from './wait.js';
+export { freePort, spawnApp, startApp, type RunningApp, type SpawnedApp } from './processes.js';
+export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+export * from './histories.js';

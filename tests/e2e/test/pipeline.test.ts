@@ -5,11 +5,12 @@ import { createProject, type ProjectKeys } from '@tally/db';
 import {
   createTestDatabase,
   createTestQueuePrefix,
+  startApp,
   waitFor,
+  type RunningApp,
   type TestDatabase,
   type TestQueuePrefix,
 } from '@tally/testing';
-import { startApp, type RunningApp } from '../src/processes.js';
 
 /**
  * The whole pipeline as a user runs it: every app as its own process, batches

@@ -17,7 +17,11 @@ import { closeQueues, createQueues, createRedis, type TallyQueues } from '@tally
 import {
   createTestDatabase,
   createTestQueuePrefix,
+  generatedEventArb,
+  HISTORY_EXPERIMENTS,
+  HISTORY_GOALS,
   waitFor,
+  type GeneratedEvent,
   type TestDatabase,
   type TestQueuePrefix,
 } from '@tally/testing';
@@ -30,23 +34,14 @@ import {
  * API: every number of every endpoint must equal one SQL query over the raw events.
  */
 
-const EXPERIMENTS = ['exp-a', 'exp-b'];
-const GOALS = [null, 'purchase', 'signup'] as const;
+const EXPERIMENTS = HISTORY_EXPERIMENTS;
+const GOALS = HISTORY_GOALS;
 // Hours and days in the past, so cohorts span several buckets and arrive late.
 const BASE = Date.now() - 3 * 86_400_000;
 
-const eventArb = fc.record({
-  project: fc.integer({ min: 0, max: 1 }),
-  session: fc.integer({ min: 0, max: 7 }),
-  kind: fc.constantFrom('EXPOSURE', 'EXPOSURE', 'PAGEVIEW', 'CONVERSION'),
-  experiment: fc.constantFrom(...EXPERIMENTS),
-  variant: fc.constantFrom('control', 'control', 'treatment', 'treatment', 'other'),
-  goal: fc.constantFrom(...GOALS),
-  minute: fc.integer({ min: 0, max: 60 * 40 }),
-});
 
 const historyArb = fc
-  .array(eventArb, { minLength: 1, maxLength: 50 })
+  .array(generatedEventArb, { minLength: 1, maxLength: 50 })
   // Every event once, some again (client retries), in any order, in batches of any size.
   .chain((events) =>
     fc.record({
@@ -66,10 +61,9 @@ const historyArb = fc
     }),
   );
 
-type Generated = typeof eventArb extends fc.Arbitrary<infer T> ? T : never;
 type History = typeof historyArb extends fc.Arbitrary<infer T> ? T : never;
 
-function toWire(e: Generated, index: number) {
+function toWire(e: GeneratedEvent, index: number) {
   return {
     eventId: `ev-${index}`,
     eventType: e.kind,
