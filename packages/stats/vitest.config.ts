@@ -1,0 +1,3 @@
+import { tallyProject } from '../../vitest.shared.js';
+
+export default tallyProject('stats');
