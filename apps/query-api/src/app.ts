@@ -7,6 +7,7 @@ import type { QueryApiConfig } from './config.js';
 import { summaryResultsSource, type ResultsSource } from './results.js';
 import { describeFrameworkErrors, describeSchemaErrors, MAX_PARAM_LENGTH } from './request-errors.js';
 import { experimentRoutes } from './routes/experiments.js';
+import { exportRoutes, type ExportOptions } from './routes/export.js';
 import { installSecurityHeaders } from './security-headers.js';
 
 type Registry = ReturnType<typeof createMetricsRegistry>;
@@ -20,6 +21,8 @@ export interface BuildAppOptions {
   registry?: Registry;
   /** Where the numbers come from; the rollup's summaries in `db` when omitted. */
   results?: ResultsSource;
+  /** Batch size, concurrency and stall limit of the raw-event exports. */
+  exports?: ExportOptions;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface BuildAppOptions {
  * served from the rollup's summaries, behind the project's read key. `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and
  * `/docs` are open.
  */
-export async function buildApp({ config, db, logger, registry, results }: BuildAppOptions) {
+export async function buildApp({ config, db, logger, registry, results, exports }: BuildAppOptions) {
   const app = await createServer({
     logger,
     title: 'Tally query API',
@@ -48,6 +51,7 @@ export async function buildApp({ config, db, logger, registry, results }: BuildA
     async (v1) => {
       requireReadKey(v1, keys);
       await experimentRoutes(v1, { results: source });
+      await exportRoutes(v1, { db, options: exports });
     },
     { prefix: '/v1' },
   );

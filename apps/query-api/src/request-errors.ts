@@ -34,6 +34,12 @@ export const describeSchemaErrors: SchemaErrorFormatter = (errors, dataVar) => {
     case 'enum':
       sentence = `${field} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
       break;
+    case 'format':
+      sentence =
+        params.format === 'date-time'
+          ? `${field} must be a date-time with a time zone, as 2025-01-10T00:00:00Z (RFC 3339)`
+          : `${field} must be a ${String(params.format)}`;
+      break;
     case 'type':
       sentence = `${field} must be a single ${String(params.type)} (give it once)`;
       break;

@@ -7,3 +7,4 @@ export * from './queries/raw-results.js';
 export * from './queries/partitions.js';
 export * from './queries/rollup.js';
 export * from './queries/results.js';
+export * from './queries/export.js';
