@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import { retentionMs } from '@tally/config';
 import type { Database } from '@tally/db';
 import type { Logger } from '@tally/logger';
 import type { TallyQueues } from '@tally/queue';
@@ -20,6 +21,7 @@ export interface BuildAppOptions {
     | 'MAX_EVENT_BYTES'
     | 'MAX_FUTURE_HOURS'
     | 'MAX_QUEUE_DEPTH'
+    | 'RETENTION_DAYS'
   >;
   db: Database;
   /** Queues on `redis`. The caller closes both. */
@@ -60,6 +62,7 @@ export async function buildApp({ config, db, queues, redis, logger, registry }: 
       maxEventsPerBatch: config.MAX_EVENTS_PER_BATCH,
       maxEventBytes: config.MAX_EVENT_BYTES,
       maxFutureMs: config.MAX_FUTURE_HOURS * 3_600_000,
+      maxAgeMs: retentionMs(config.RETENTION_DAYS),
     },
   });
   return app;

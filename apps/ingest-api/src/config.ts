@@ -1,9 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { commonEnv, httpEnv, loadConfig } from '@tally/config';
+import { commonEnv, httpEnv, loadConfig, retentionEnv } from '@tally/config';
 
 export const IngestApiEnv = Type.Object({
   ...commonEnv,
   ...httpEnv(3100),
+  ...retentionEnv,
   DB_POOL_SIZE: Type.Integer({
     default: 5,
     minimum: 1,

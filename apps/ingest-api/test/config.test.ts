@@ -11,6 +11,7 @@ describe('ingest API configuration', () => {
       MAX_EVENTS_PER_BATCH: 2_500,
       MAX_EVENT_BYTES: 65_536,
       MAX_FUTURE_HOURS: 24,
+      RETENTION_DAYS: 0,
       REDIS_URL: 'redis://127.0.0.1:6379',
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tally',
     });
@@ -19,6 +20,13 @@ describe('ingest API configuration', () => {
   it('reads numbers from the environment', () => {
     const config = loadIngestApiConfig({ MAX_BODY_BYTES: '1048576', KEY_CACHE_TTL_SECONDS: '0', MAX_FUTURE_HOURS: '1.5' });
     expect(config).toMatchObject({ MAX_BODY_BYTES: 1_048_576, KEY_CACHE_TTL_SECONDS: 0, MAX_FUTURE_HOURS: 1.5 });
+  });
+
+  it('reads RETENTION_DAYS, the variable the worker drops partitions by, as whole days', () => {
+    expect(loadIngestApiConfig({ RETENTION_DAYS: '90' }).RETENTION_DAYS).toBe(90);
+    for (const bad of ['-1', '1.5', 'forever']) {
+      expect(() => loadIngestApiConfig({ RETENTION_DAYS: bad })).toThrow(/RETENTION_DAYS/);
+    }
   });
 
   it('refuses nonsense with one message naming every bad variable', () => {

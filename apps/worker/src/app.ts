@@ -12,7 +12,7 @@ import { createProcessor, isJobName } from './processor.js';
 
 export interface StartWorkerOptions {
   config: Pick<WorkerConfig, 'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'PARTITION_PREMAKE_DAYS'> &
-    Partial<Pick<WorkerConfig, 'ROLLUP_INTERVAL_MS' | 'ROLLUP_WINDOW_EVENTS'>>;
+    Partial<Pick<WorkerConfig, 'ROLLUP_INTERVAL_MS' | 'ROLLUP_WINDOW_EVENTS' | 'PARTITION_INTERVAL' | 'RETENTION_DAYS'>>;
   db: Database;
   logger: Logger;
   /** A connection made with `createRedis(url, 'worker')`; the caller closes it. */
@@ -49,7 +49,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     db,
     logger,
     metrics,
-    partitionPremakeDays: config.PARTITION_PREMAKE_DAYS,
+    partitions: {
+      premakeDays: config.PARTITION_PREMAKE_DAYS,
+      interval: config.PARTITION_INTERVAL ?? 'day',
+      // Omitted means kept for ever: data is only ever dropped when asked for.
+      retentionDays: config.RETENTION_DAYS ?? 0,
+    },
     rollupWindowEvents: config.ROLLUP_WINDOW_EVENTS ?? 250_000,
   });
   const outage = new OutagePause(logger, options.outagePauseMs);

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { commonEnv, httpEnv, loadConfig } from '@tally/config';
+import { commonEnv, httpEnv, loadConfig, retentionEnv } from '@tally/config';
+import { PARTITION_INTERVALS } from '@tally/db';
 
 export const WorkerEnv = Type.Object({
   ...commonEnv,
@@ -13,12 +14,21 @@ export const WorkerEnv = Type.Object({
   DB_POOL_SIZE: Type.Optional(
     Type.Integer({ minimum: 1, maximum: 1_000, description: 'Postgres connections; default WORKER_CONCURRENCY + 3' }),
   ),
+  ...retentionEnv,
   PARTITION_PREMAKE_DAYS: Type.Integer({
     default: 7,
     minimum: 1,
     maximum: 366,
-    description: 'Daily partitions kept made ahead of today',
+    description: 'Days ahead of today that always have a partition',
   }),
+  PARTITION_INTERVAL: Type.Union(
+    PARTITION_INTERVALS.map((interval) => Type.Literal(interval)),
+    {
+      default: 'day',
+      description:
+        'Range of each raw-event partition: day, week (from Monday) or month (UTC). A change applies to partitions made from then on',
+    },
+  ),
   ROLLUP_INTERVAL_MS: Type.Integer({
     default: 1_000,
     minimum: 100,

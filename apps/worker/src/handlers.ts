@@ -1,6 +1,18 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { JobName, JobPayload } from '@tally/contracts';
-import { ensurePartitions, insertEvents, rollUpPending, type Database } from '@tally/db';
+import { DAY_MS } from '@tally/config';
+import {
+  dropExpiredPartitions,
+  ensurePartitions,
+  insertEvents,
+  moveOutDefaultPartition,
+  PartitionLockError,
+  rollUpPending,
+  savePartitionSettings,
+  type Database,
+  type KeptReason,
+  type PartitionInterval,
+} from '@tally/db';
 import type { Logger } from '@tally/logger';
 import type { WorkerMetrics } from './metrics.js';
 import { sqlState } from './postgres-errors.js';
@@ -8,7 +20,16 @@ import { sqlState } from './postgres-errors.js';
 /** What each job returns (kept by BullMQ as the job's return value). */
 export interface JobResults {
   'ingest-batch': { inserted: number; duplicates: number };
-  'maintain-partitions': { created: number };
+  'maintain-partitions': {
+    /** Partitions made ahead of time. */
+    created: number;
+    /** Partitions made for rows waiting in the default partition, and those rows. */
+    movedOut: number;
+    rowsMovedOut: number;
+    /** Partitions dropped by retention, and those past it that could not be dropped yet. */
+    dropped: string[];
+    kept: { partition: string; reason: KeptReason }[];
+  };
   rollup: { events: number; windows: number; lastSeq: number; asOf: string | null; caughtUp: boolean };
 }
 
@@ -21,7 +42,12 @@ export interface HandlerDependencies {
   db: Database;
   logger: Logger;
   metrics: WorkerMetrics;
-  partitionPremakeDays: number;
+  partitions: {
+    premakeDays: number;
+    interval: PartitionInterval;
+    /** 0 keeps raw events for ever. */
+    retentionDays: number;
+  };
   /** Most events folded by one rollup transaction. */
   rollupWindowEvents: number;
 }
@@ -33,7 +59,7 @@ export function createHandlers({
   db,
   logger,
   metrics,
-  partitionPremakeDays,
+  partitions,
   rollupWindowEvents,
 }: HandlerDependencies): JobHandlers {
   return {
@@ -59,9 +85,69 @@ export function createHandlers({
     },
 
     'maintain-partitions': async (_payload, job) => {
-      const created = await ensurePartitions(db, 1, partitionPremakeDays);
-      if (created > 0) logger.info({ jobId: job.id, created, daysAhead: partitionPremakeDays }, 'partitions made');
-      return { created };
+      const { premakeDays, interval, retentionDays } = partitions;
+      // Recorded first: the partitions made below, and any `tally partitions ensure`, take this size.
+      await savePartitionSettings(db, { interval, retentionDays });
+
+      // Each step runs even when another found the table locked; the job then fails, to be retried soon.
+      const locked: PartitionLockError[] = [];
+      const unlessLocked = async <T>(step: () => Promise<T>, otherwise: T): Promise<T> => {
+        try {
+          return await step();
+        } catch (error) {
+          if (!(error instanceof PartitionLockError)) throw error;
+          locked.push(error);
+          return otherwise;
+        }
+      };
+
+      const created = await unlessLocked(() => ensurePartitions(db, 1, premakeDays), 0);
+      metrics.partitionsCreated.inc({ reason: 'premake' }, created);
+      if (created > 0) logger.info({ jobId: job.id, created, interval, daysAhead: premakeDays }, 'partitions made');
+
+      // Rows of days that had no partition (far past or future, or made late) get one, then follow the same retention.
+      const moved = await unlessLocked(() => moveOutDefaultPartition(db), { partitions: 0, rows: 0 });
+      metrics.partitionsCreated.inc({ reason: 'move_out' }, moved.partitions);
+      metrics.rowsMovedOut.inc(moved.rows);
+      if (moved.rows > 0) {
+        logger.info({ jobId: job.id, partitions: moved.partitions, rows: moved.rows }, 'rows moved out of the default partition');
+      }
+
+      const retention =
+        retentionDays > 0 ? await dropExpiredPartitions(db, new Date(Date.now() - retentionDays * DAY_MS)) : { dropped: [], kept: [] };
+      for (const partition of retention.dropped) {
+        metrics.partitionsDropped.inc();
+        metrics.partitionBytesDropped.inc(partition.bytes);
+        logger.info(
+          {
+            jobId: job.id,
+            partition: partition.name,
+            from: partition.from.toISOString(),
+            to: partition.to.toISOString(),
+            bytes: partition.bytes,
+            estimatedRows: partition.estimatedRows,
+            retentionDays,
+          },
+          'partition dropped by retention',
+        );
+      }
+      metrics.partitionsExpiredKept.set(retention.kept.length);
+      if (retention.kept.length > 0) {
+        const count = (reason: KeptReason) => retention.kept.filter((partition) => partition.reason === reason).length;
+        logger.warn(
+          { jobId: job.id, waitingForRollup: count('waiting for the rollup'), locked: count('locked'), retentionDays },
+          'partitions past the retention kept for now; the next run tries again',
+        );
+      }
+
+      if (locked.length > 0) throw locked[0]!;
+      return {
+        created,
+        movedOut: moved.partitions,
+        rowsMovedOut: moved.rows,
+        dropped: retention.dropped.map((partition) => partition.name),
+        kept: retention.kept.map((partition) => ({ partition: partition.name, reason: partition.reason })),
+      };
     },
 
     rollup: async (_payload, job) => {

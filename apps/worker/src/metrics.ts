@@ -53,6 +53,32 @@ export function createWorkerMetrics(registry: Registry, queues: TallyQueues) {
       help: 'Every event stored before this instant is in the summaries; time() minus this is how stale results are',
       registers,
     }),
+    partitionsCreated: new Counter({
+      name: 'tally_partitions_created_total',
+      help: 'Raw-event partitions made, ahead of time ("premake") or for rows waiting in the default partition ("move_out")',
+      labelNames: ['reason'],
+      registers,
+    }),
+    rowsMovedOut: new Counter({
+      name: 'tally_partition_rows_moved_out_total',
+      help: 'Rows moved from the default partition into partitions of their own',
+      registers,
+    }),
+    partitionsDropped: new Counter({
+      name: 'tally_partitions_dropped_total',
+      help: 'Raw-event partitions dropped by retention (RETENTION_DAYS)',
+      registers,
+    }),
+    partitionBytesDropped: new Counter({
+      name: 'tally_partition_dropped_bytes_total',
+      help: 'Disk space of the partitions dropped by retention, with their indexes',
+      registers,
+    }),
+    partitionsExpiredKept: new Gauge({
+      name: 'tally_partitions_expired_kept',
+      help: 'Partitions past the retention that the last maintenance run could not drop yet (rollup behind, or table locked)',
+      registers,
+    }),
     queueJobs: new Gauge({
       name: 'tally_queue_jobs',
       help: 'Jobs per queue and state, read from Redis when scraped',

@@ -11,6 +11,8 @@ describe('worker configuration', () => {
       ROLLUP_INTERVAL_MS: 1_000,
       ROLLUP_WINDOW_EVENTS: 250_000,
       PARTITION_PREMAKE_DAYS: 7,
+      PARTITION_INTERVAL: 'day',
+      RETENTION_DAYS: 0,
       MIGRATE_ON_START: true,
       QUEUE_PREFIX: 'tally',
     });
@@ -24,6 +26,13 @@ describe('worker configuration', () => {
   it('reads booleans and numbers from their usual spellings', () => {
     const config = loadWorkerConfig({ MIGRATE_ON_START: 'false', PARTITION_PREMAKE_DAYS: '30', SHUTDOWN_TIMEOUT_MS: '2500' });
     expect(config).toMatchObject({ MIGRATE_ON_START: false, PARTITION_PREMAKE_DAYS: 30, SHUTDOWN_TIMEOUT_MS: 2500 });
+  });
+
+  it('reads the partition interval and the retention, refusing what it could not apply exactly', () => {
+    expect(loadWorkerConfig({ PARTITION_INTERVAL: 'month', RETENTION_DAYS: '400' })).toMatchObject({ PARTITION_INTERVAL: 'month', RETENTION_DAYS: 400 });
+    for (const env of [{ PARTITION_INTERVAL: 'fortnight' }, { RETENTION_DAYS: '-30' }, { RETENTION_DAYS: '7.5' }, { RETENTION_DAYS: '30d' }]) {
+      expect(() => loadWorkerConfig(env)).toThrow(new RegExp(Object.keys(env)[0]!));
+    }
   });
 
   it('refuses nonsense with one message naming every bad variable', () => {

@@ -60,7 +60,7 @@ describe('partition maintenance', () => {
     const job = await addJob(fx.queues, 'maintain-partitions', {});
     const done = await settled(fx.queues.maintenance, job.id);
     expect(await done.getState()).toBe('completed');
-    expect(done.returnvalue).toEqual({ created: 0 });
+    expect(done.returnvalue).toEqual({ created: 0, movedOut: 0, rowsMovedOut: 0, dropped: [], kept: [] });
   });
 
   it('keeps events of a day without a partition in the default one, and moves them out when the day is made', async () => {

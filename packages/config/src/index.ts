@@ -31,6 +31,28 @@ export const httpEnv = (defaultPort: number) =>
     SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 0 }),
   }) satisfies TProperties;
 
+export const DAY_MS = 86_400_000;
+
+/**
+ * Retention of raw events, read by the ingest API (which refuses older events) and
+ * the worker (which drops older partitions): one variable, so the two never disagree.
+ */
+export const retentionEnv = {
+  RETENTION_DAYS: Type.Integer({
+    default: 0,
+    minimum: 0,
+    maximum: 36_500,
+    description:
+      'Days raw events are kept: older events are refused by the ingest API, and partitions entirely older are dropped ' +
+      '(experiment summaries stay whole). 0 keeps them for ever',
+  }),
+} satisfies TProperties;
+
+/** How far back raw events are kept, in ms; undefined when they are kept for ever. */
+export function retentionMs(retentionDays: number): number | undefined {
+  return retentionDays > 0 ? retentionDays * DAY_MS : undefined;
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -49,7 +71,13 @@ export function loadConfig<T extends TObject>(
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  const value = Value.Default(schema, Value.Convert(schema, raw));
+  // Convert truncates "1.5" to 1 for an integer (in place); a setting such as RETENTION_DAYS must be refused instead.
+  const notIntegers = Object.entries(schema.properties).filter(
+    ([key, property]) => property.type === 'integer' && typeof raw[key] === 'string' && !/^\s*[+-]?\d+\s*$/.test(raw[key]),
+  );
+  const converted = Value.Convert(schema, { ...raw }) as Record<string, unknown>;
+  for (const [key] of notIntegers) converted[key] = raw[key];
+  const value = Value.Default(schema, converted);
   const errors = [...Value.Errors(schema, value)].map(
     (error) => `${error.path.slice(1) || '(root)'}: ${error.message} (got ${JSON.stringify(error.value)})`,
   );

@@ -8,8 +8,11 @@ export interface IngestLimits {
   maxEventBytes: number;
   /** How far past the receive time (after skew correction) an event may be. */
   maxFutureMs: number;
-  /** Events before this instant (epoch ms) are refused, e.g. older than retention. */
-  oldestTimestampMs?: number;
+  /**
+   * How far before the receive time an event may be: the retention of raw events.
+   * Undefined when they are kept for ever.
+   */
+  maxAgeMs?: number;
 }
 
 export interface Rejection {
@@ -130,6 +133,38 @@ function unstorable(event: object): string | undefined {
   return undefined;
 }
 
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Both times are checked against the past limits: the skew-corrected one is what
+ * results count by, the client's own is what the row is partitioned (and so
+ * dropped) by. Before 1970: no tracking client means it, and Postgres cannot store
+ * the earliest dates JavaScript can, which would fail the whole batch in the worker.
+ */
+function timestampProblem(timestamp: number, clientTimestamp: number, receivedAt: number, limits: IngestLimits): string | undefined {
+  if (!Number.isSafeInteger(clientTimestamp) || [clientTimestamp, timestamp].some((ms) => Number.isNaN(new Date(ms).getTime()))) {
+    return 'timestamp: is not a valid date';
+  }
+  if (timestamp > receivedAt + limits.maxFutureMs) {
+    return `timestamp: ${iso(timestamp)} is more than ${limits.maxFutureMs / 3_600_000} h in the future`;
+  }
+  /** The corrected or the client's time if it is before `limit`, named as such. */
+  const before = (limit: number) => {
+    if (timestamp < limit) return `timestamp: ${iso(timestamp)}`;
+    if (clientTimestamp < limit) return `timestamp: ${iso(clientTimestamp)} as sent (before clock-skew correction)`;
+    return undefined;
+  };
+  const prehistoric = before(0);
+  if (prehistoric) return `${prehistoric} is before 1970-01-01T00:00:00.000Z`;
+  if (limits.maxAgeMs !== undefined) {
+    const tooOld = before(receivedAt - limits.maxAgeMs);
+    if (tooOld) {
+      return `${tooOld} is more than ${limits.maxAgeMs / 86_400_000} days in the past; events older than the retention period are not kept`;
+    }
+  }
+  return undefined;
+}
+
 export function normalizeEvent(
   raw: unknown,
   receivedAt: number,
@@ -164,17 +199,8 @@ export function normalizeEvent(
 
   const clientTimestamp = parseTimestamp(raw.timestamp);
   const timestamp = clientTimestamp + skewMs;
-  if (!Number.isSafeInteger(clientTimestamp) || Number.isNaN(new Date(timestamp).getTime())) {
-    errors.push('timestamp: is not a valid date');
-  } else if (timestamp > receivedAt + limits.maxFutureMs) {
-    errors.push(
-      `timestamp: ${new Date(timestamp).toISOString()} is more than ${limits.maxFutureMs / 3_600_000} h in the future`,
-    );
-  } else if (limits.oldestTimestampMs !== undefined && timestamp < limits.oldestTimestampMs) {
-    errors.push(
-      `timestamp: ${new Date(timestamp).toISOString()} is older than the oldest accepted, ${new Date(limits.oldestTimestampMs).toISOString()}`,
-    );
-  }
+  const timeProblem = timestampProblem(timestamp, clientTimestamp, receivedAt, limits);
+  if (timeProblem) errors.push(timeProblem);
   if (errors.length > 0) return { errors };
 
   return {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_EVENT_DEPTH, normalizeBatch, normalizeEvent, parseTimestamp, type IngestLimits } from '../src/index.js';
 
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const limits: IngestLimits = { maxEventBytes: 65_536, maxFutureMs: 24 * HOUR };
 const receivedAt = Date.UTC(2024, 10, 25, 12, 0, 0);
 
@@ -153,11 +154,47 @@ describe('timestamps', () => {
     expect(accepted({ ...pageview, timestamp: receivedAt + 25 * HOUR }, receivedAt + 25 * HOUR + 1_000).timestamp).toBe(receivedAt - 1_000);
   });
 
-  it('refuses events older than the oldest accepted, when there is one', () => {
-    const withRetention = { ...limits, oldestTimestampMs: receivedAt - 24 * HOUR };
-    expect(errorsOf({ ...pageview, timestamp: receivedAt - 25 * HOUR }, { limits: withRetention })).toEqual([
-      expect.stringMatching(/^timestamp: .* is older than the oldest accepted/),
+  it('refuses an event older than the retention period, when there is one', () => {
+    const withRetention = { ...limits, maxAgeMs: 30 * DAY };
+    expect(accepted({ ...pageview, timestamp: receivedAt - 29 * DAY })).toBeDefined();
+    expect(errorsOf({ ...pageview, timestamp: receivedAt - 29 * DAY }, { limits: withRetention })).toEqual([]);
+    expect(errorsOf({ ...pageview, timestamp: receivedAt - 31 * DAY }, { limits: withRetention })).toEqual([
+      `timestamp: ${new Date(receivedAt - 31 * DAY).toISOString()} is more than 30 days in the past; events older than the retention period are not kept`,
     ]);
+    // Without retention, any age is accepted.
+    expect(errorsOf({ ...pageview, timestamp: receivedAt - 3_650 * DAY })).toEqual([]);
+  });
+
+  it('judges age by the client time too, which is what the row is partitioned and dropped by', () => {
+    const withRetention = { ...limits, maxAgeMs: 30 * DAY };
+    // A client clock 40 days behind: corrected, the event is recent, but its row would sit in a dropped day.
+    const sentAt = receivedAt - 40 * DAY;
+    expect(errorsOf({ ...pageview, timestamp: sentAt - 1_000 }, { sentAt, limits: withRetention })).toEqual([
+      `timestamp: ${new Date(sentAt - 1_000).toISOString()} as sent (before clock-skew correction) is more than 30 days in the past; events older than the retention period are not kept`,
+    ]);
+    // A client clock 40 days ahead, correcting an old timestamp into the window, is judged by the corrected time.
+    const ahead = receivedAt + 40 * DAY;
+    expect(errorsOf({ ...pageview, timestamp: ahead - 31 * DAY }, { sentAt: ahead, limits: withRetention })).toEqual([
+      expect.stringMatching(/^timestamp: \S+Z is more than 30 days in the past/),
+    ]);
+  });
+
+  it('refuses times before 1970, which Postgres may not even store, instead of failing the batch later', () => {
+    expect(errorsOf({ ...pageview, timestamp: '1969-12-31T23:59:59.999Z' })).toEqual([
+      'timestamp: 1969-12-31T23:59:59.999Z is before 1970-01-01T00:00:00.000Z',
+    ]);
+    // Corrected by a sentAt far ahead, year 0 lands before 4713 BC, where Postgres stops.
+    expect(errorsOf({ ...pageview, timestamp: '0000-01-01T00:00:00Z' }, { sentAt: '9999-12-31T23:59:59Z' })).toEqual([
+      expect.stringMatching(/^timestamp: -\d{6}-.*Z is before 1970-01-01/),
+    ]);
+    expect(errorsOf({ ...pageview, timestamp: '1969-12-31T23:59:59Z' }, { sentAt: '1969-12-31T23:59:59Z' })).toEqual([
+      'timestamp: 1969-12-31T23:59:59.000Z as sent (before clock-skew correction) is before 1970-01-01T00:00:00.000Z',
+    ]);
+    // Past what a JavaScript date can hold, even when sentAt corrects it back to now.
+    expect(errorsOf({ ...pageview, timestamp: 9_000_000_000_000_000 }, { sentAt: 9_000_000_000_000_000 })).toEqual([
+      'timestamp: is not a valid date',
+    ]);
+    expect(accepted({ ...pageview, timestamp: 0 }).clientTimestamp).toBe(0);
   });
 });
 
@@ -248,22 +285,37 @@ describe('normalizeBatch', () => {
           variantKey: fc.string(),
           goal: fc.string(),
           properties: fc.dictionary(fc.string(), fc.jsonValue()),
-          timestamp: fc.oneof(fc.integer({ min: 0, max: 4_000_000_000_000 }), fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string()),
+          timestamp: fc.oneof(
+            fc.integer({ min: 0, max: 4_000_000_000_000 }),
+            fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+            fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+            fc.string(),
+          ),
         },
         { requiredKeys: [] },
       ),
     );
     fc.assert(
-      fc.property(fc.array(arbitraryEvent, { maxLength: 20 }), fc.option(fc.integer({ min: 0, max: 4_000_000_000_000 }), { nil: undefined }), (events, sentAt) => {
-        const batch = normalizeBatch(events, sentAt, receivedAt, limits);
+      fc.property(
+        fc.array(arbitraryEvent, { maxLength: 20 }),
+        fc.option(fc.oneof(fc.integer({ min: 0, max: 4_000_000_000_000 }), fc.integer()), { nil: undefined }),
+        fc.option(fc.integer({ min: 1, max: 3_650 }), { nil: undefined }),
+        (events, sentAt, retentionDays) => {
+        const maxAgeMs = retentionDays === undefined ? undefined : retentionDays * DAY;
+        const batch = normalizeBatch(events, sentAt, receivedAt, { ...limits, maxAgeMs });
         expect(batch.events.length + batch.rejected.length).toBe(events.length);
         for (const rejection of batch.rejected) expect(rejection.errors.length).toBeGreaterThan(0);
         for (const event of batch.events) {
           expect(Number.isSafeInteger(event.timestamp)).toBe(true);
           expect(event.timestamp).toBeLessThanOrEqual(receivedAt + limits.maxFutureMs);
+          // Both times storable by Postgres and, with a retention, within it.
+          const oldest = maxAgeMs === undefined ? 0 : receivedAt - maxAgeMs;
+          expect(Math.min(event.timestamp, event.clientTimestamp)).toBeGreaterThanOrEqual(oldest);
+          expect(Number.isNaN(new Date(event.clientTimestamp).getTime())).toBe(false);
           if (event.eventType === 'EXPOSURE') expect(event.experimentId && event.variantKey).toBeTruthy();
         }
-      }),
+      },
+      ),
     );
   });
 
