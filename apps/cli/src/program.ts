@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerImportLegacy } from './commands/import-legacy.js';
 import { registerJobsRetryFailed } from './commands/jobs-retry-failed.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPartitionsEnsure } from './commands/partitions-ensure.js';
@@ -13,7 +14,7 @@ import type { CommandContext } from './context.js';
 /** The `tally` command tree. Settings made on the root before `.command()` are inherited by every subcommand. */
 export function buildProgram(context: CommandContext): Command {
   const program = new Command('tally')
-    .description('Operate Tally: database, projects and keys, queues, partitions, rollups.')
+    .description('Operate Tally: database, projects and keys, queues, partitions, rollups, legacy import.')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => context.io.stdout(text),
@@ -38,6 +39,8 @@ export function buildProgram(context: CommandContext): Command {
   const rollup = program.command('rollup').description('the experiment summaries that results are served from');
   registerRollupRun(rollup, context);
   registerRollupRebuild(rollup, context);
+
+  registerImportLegacy(program, context);
 
   return program;
 }

@@ -7,4 +7,5 @@ export * from './queries/raw-results.js';
 export * from './queries/partitions.js';
 export * from './queries/rollup.js';
 export * from './queries/results.js';
+export * from './queries/legacy-import.js';
 export * from './queries/export.js';
