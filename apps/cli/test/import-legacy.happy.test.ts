@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeBatch } from '@tally/contracts';
-import { createProject, findProjectIdByKey, insertEvents, rollUpPending, type Database } from '@tally/db';
+import { createProject, findProjectIdByKey, insertEvents, rollUpPending, savePartitionSettings, type Database } from '@tally/db';
 import { createTestDatabase, type TestDatabase } from '@tally/testing';
 import type { ImportReport } from '../src/commands/import-legacy-run.js';
 import {
@@ -279,5 +279,24 @@ describe('tally import-legacy', () => {
         '  skipped 1: projectId is empty [project-missing]',
       ]),
     );
+  });
+  it('refuses rows older than the retention the worker applies, as the ingest API does', async () => {
+    const legacy = await legacyDatabase('current');
+    const now = Math.floor(Date.now() / 1000);
+    const base = { projectId: 'lp-retained', sessionId: 's-old', properties: {}, eventType: 'PAGEVIEW' };
+    await legacy.insert([
+      { ...base, id: 'r-1', timestamp: now - 60 },
+      { ...base, id: 'r-2', timestamp: now - 29 * 86_400 },
+      { ...base, id: 'r-3', timestamp: now - 31 * 86_400 },
+      { ...base, id: 'r-4', timestamp: now - 400 * 86_400 },
+    ]);
+    // The worker records its RETENTION_DAYS where the CLI reads it.
+    await savePartitionSettings(database.db, { interval: 'day', retentionDays: 30 });
+    try {
+      const report = json(await tally(['import-legacy', '--from', legacy.url, '--json'], env));
+      expect(report.run).toEqual({ read: 4, imported: 2, alreadyPresent: 0, skipped: { 'timestamp-too-old': 2 } });
+    } finally {
+      await savePartitionSettings(database.db, { interval: 'day', retentionDays: 0 });
+    }
   });
 });

@@ -48,7 +48,7 @@ export const SKIP_REASONS: Record<string, string> = {
   timestamp: 'timestamp missing, not a whole number, or not a date',
   'timestamp-other-unit': 'timestamp in the other unit than the one used (the table mixes seconds and milliseconds)',
   'timestamp-in-future': 'timestamp more than 24 h in the future',
-  'timestamp-too-old': 'timestamp older than the oldest Tally accepts',
+  'timestamp-too-old': 'timestamp older than the retention the worker applies (RETENTION_DAYS)',
   'properties-invalid': 'properties is not a JSON object',
 };
 

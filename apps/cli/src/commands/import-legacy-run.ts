@@ -1,4 +1,4 @@
-import type { StoredEvent } from '@tally/contracts';
+import type { IngestLimits, StoredEvent } from '@tally/contracts';
 import {
   EVERY_LEGACY_PROJECT,
   findLegacyCheckpoint,
@@ -6,6 +6,7 @@ import {
   LegacySource,
   lockLegacyImport,
   mapLegacyProject,
+  partitionSettings,
   projectExists,
   restartLegacyCheckpoint,
   rollUpPending,
@@ -116,8 +117,19 @@ export class ImportUsageError extends Error {
   override name = 'ImportUsageError';
 }
 
-/** How the ingest API checks events (its defaults), minus retention: legacy events are old by nature. */
+/** How the ingest API checks events (its defaults); retention is added from what the worker applies. */
 const LIMITS = { maxEventBytes: 65_536, maxFutureMs: 24 * 3_600_000 };
+
+/**
+ * Events older than the retention the worker applies would be dropped with their
+ * partition at its next run, after the rollup had counted them: a later re-import
+ * (`--restart`) would then store and count them a second time. They are refused,
+ * as the ingest API refuses them.
+ */
+async function importLimits(db: DbHandle['db']): Promise<IngestLimits> {
+  const { retentionDays } = await partitionSettings(db);
+  return retentionDays ? { ...LIMITS, maxAgeMs: retentionDays * 86_400_000 } : LIMITS;
+}
 
 /**
  * Imports a legacy table into Tally: rows in id order through a cursor, a batch at
@@ -231,6 +243,7 @@ async function importTable(
   // An empty table leaves no checkpoint: the unit of rows added later is still open.
   if (!checkpoint && stats.rows > 0) checkpoint = await startLegacyCheckpoint(db, key, unit);
 
+  const limits = await importLimits(db);
   const run: ImportCounts = { read: 0, imported: 0, alreadyPresent: 0, skipped: {} };
   const before: ImportCounts = {
     read: checkpoint?.rowsRead ?? 0,
@@ -277,7 +290,7 @@ async function importTable(
             }
             projectId = projects.get(row.projectId)?.projectId;
           }
-          const mapped = mapLegacyRow(row, { unit, goalProperty: options.goalProperty, now, limits: LIMITS });
+          const mapped = mapLegacyRow(row, { unit, goalProperty: options.goalProperty, now, limits });
           if ('skip' in mapped) {
             skip(mapped.skip, row.id, mapped.detail);
             continue;
