@@ -35,7 +35,7 @@ describe('tally partitions', () => {
   it('ensure a second time makes nothing, and says every day already had one', async () => {
     const result = await tally(['partitions', 'ensure'], env);
     expect(result.code).toBe(0);
-    expect(lines(result.stdout)).toEqual([`Every daily partition from ${utcDay(-1)} to ${utcDay(7)} already existed.`]);
+    expect(lines(result.stdout)).toEqual([`Every day from ${utcDay(-1)} to ${utcDay(7)} already had a partition.`]);
   });
 
   it('status tells an operator about gaps, days ahead and rows waiting in the default partition', async () => {

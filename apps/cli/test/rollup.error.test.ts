@@ -1,5 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createProject, experimentResults, insertEvents, runRollup, type ProjectKeys } from '@tally/db';
+import {
+  createProject,
+  experimentResults,
+  insertEvents,
+  rawExperimentResults,
+  runRollup,
+  savePartitionSettings,
+  type ProjectKeys,
+} from '@tally/db';
 import { createTestDatabase, type TestDatabase } from '@tally/testing';
 import { expectOneSentenceError, experimentHistory, tally } from './helpers.js';
 
@@ -62,5 +70,23 @@ describe('tally rollup, used wrongly', () => {
   ])('refuses `tally %s` as a usage error and folds nothing', async (argv, pattern) => {
     expectOneSentenceError(await tally(argv, env), pattern, 2);
     expect(await rolledUpSeq()).toBe(0);
+  });
+
+  it('refuses to rebuild an experiment older than the retention, whose raw events may be gone, unless forced', async () => {
+    await runRollup(database.db);
+    await database.pool.query(`UPDATE experiment_variant_totals SET sessions = sessions + 5 WHERE experiment_id = 'checkout'`);
+    const before = await experimentResults(database.db, shop.projectId, 'checkout');
+    // The history starts in January; the worker says it keeps 30 days.
+    await savePartitionSettings(database.db, { interval: 'day', retentionDays: 30 });
+
+    const refused = await tally(['rollup', 'rebuild', '--experiment', 'checkout'], env);
+    expectOneSentenceError(refused, /began on 2026-01-15, before the retention of 30 days: .* add --force/);
+    expect(await experimentResults(database.db, shop.projectId, 'checkout')).toEqual(before);
+
+    const forced = await tally(['rollup', 'rebuild', '--experiment', 'checkout', '--force'], env);
+    expect(forced.code).toBe(0);
+    expect(await experimentResults(database.db, shop.projectId, 'checkout')).toEqual(
+      await rawExperimentResults(database.db, shop.projectId, 'checkout'),
+    );
   });
 });

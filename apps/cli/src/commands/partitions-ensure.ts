@@ -7,7 +7,7 @@ import { utcDay } from './partitions-status.js';
 export function registerPartitionsEnsure(partitions: Command, context: CommandContext): void {
   partitions
     .command('ensure')
-    .description('make the daily event partitions from yesterday to N days ahead (UTC) that do not exist yet')
+    .description('make the event partitions (of the size the worker uses: day, week or month) covering yesterday to N days ahead (UTC) that do not exist yet')
     .option('--days-ahead <n>', 'how many days after today', wholeNumber(0, 366), 7)
     .option('--json', 'print one line {"made","from","to"}')
     .action(async (options: { daysAhead: number; json?: boolean }) => {
@@ -22,8 +22,8 @@ export function registerPartitionsEnsure(partitions: Command, context: CommandCo
       }
       context.print(
         made === 0
-          ? `Every daily partition from ${from} to ${to} already existed.`
-          : `Made ${made} daily partition${made === 1 ? '' : 's'}; every day from ${from} to ${to} now has one.`,
+          ? `Every day from ${from} to ${to} already had a partition.`
+          : `Made ${made} partition${made === 1 ? '' : 's'}; every day from ${from} to ${to} now has one.`,
       );
     });
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { listProjects, projectsWithExperiment, rebuildExperiment } from '@tally/db';
+import { listExperiments, listProjects, partitionSettings, projectsWithExperiment, rebuildExperiment, type Database } from '@tally/db';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { experimentId, projectId, wholeNumber } from '../options.js';
@@ -12,8 +12,9 @@ export function registerRollupRebuild(rollup: Command, context: CommandContext):
     .requiredOption('--experiment <id>', 'the experiment id', experimentId)
     .option('--project <id>', 'the project id (needed only when several projects have the experiment)', projectId)
     .option('--window <n>', 'events per rollup transaction while folding pending events', wholeNumber(1, 10_000_000), DEFAULT_ROLLUP_WINDOW)
+    .option('--force', 'rebuild even when raw events older than the retention may have been dropped (they are then no longer counted)')
     .option('--json', 'print one line {"projectId","experimentId","sessions","foldedEvents"}')
-    .action(async (options: { experiment: string; project?: string; window: number; json?: boolean }, command: Command) => {
+    .action(async (options: { experiment: string; project?: string; window: number; force?: boolean; json?: boolean }, command: Command) => {
       const { db } = context.database();
       const logger = context.logger();
       // The rebuild reads only events the rollup has folded: fold the rest first, so
@@ -22,6 +23,7 @@ export function registerRollupRebuild(rollup: Command, context: CommandContext):
       const candidates = await projectsWithExperiment(db, options.experiment);
 
       const project = await resolveProject(context, command, options.project, options.experiment, candidates);
+      if (!options.force) await refuseIfRawEventsMayBeGone(db, project, options.experiment);
       const sessions = await rebuildExperiment(db, project, options.experiment);
       logger.debug({ projectId: project, experimentId: options.experiment, sessions, foldedEvents: rollup.events }, 'experiment rebuilt');
       if (options.json) {
@@ -63,4 +65,22 @@ async function resolveProject(
     );
   }
   return candidates[0]!;
+}
+
+/**
+ * The summaries keep counting events whose partitions retention has dropped; a
+ * rebuild reads raw events only, so it would quietly lose those. Refused unless
+ * the experiment started within the retention, or the caller says --force.
+ */
+async function refuseIfRawEventsMayBeGone(db: Database, projectId: string, experimentId: string): Promise<void> {
+  const { retentionDays } = await partitionSettings(db);
+  if (!retentionDays) return;
+  const experiment = (await listExperiments(db, projectId)).find((e) => e.experimentId === experimentId);
+  const horizon = Date.now() - retentionDays * 86_400_000;
+  if (!experiment || Date.parse(experiment.firstExposureAt) >= horizon) return;
+  throw new CliError(
+    `Experiment ${JSON.stringify(experimentId)} began on ${experiment.firstExposureAt.slice(0, 10)}, before the retention of ` +
+      `${retentionDays} days: its oldest raw events may have been dropped, and a rebuild would stop counting them. ` +
+      'Nothing was rebuilt; add --force to rebuild from the raw events still stored.',
+  );
 }
