@@ -84,3 +84,4 @@ export { waitFor } from './wait.js';
 export { freePort, spawnApp, startApp, type RunningApp, type SpawnedApp } from './processes.js';
 export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 export * from './histories.js';
+export * from './throwaway-servers.js';
