@@ -12,7 +12,17 @@ import { createProcessor, isJobName } from './processor.js';
 
 export interface StartWorkerOptions {
   config: Pick<WorkerConfig, 'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'PARTITION_PREMAKE_DAYS'> &
-    Partial<Pick<WorkerConfig, 'ROLLUP_INTERVAL_MS' | 'ROLLUP_WINDOW_EVENTS' | 'PARTITION_INTERVAL' | 'RETENTION_DAYS'>>;
+    Partial<
+      Pick<
+        WorkerConfig,
+        | 'ROLLUP_INTERVAL_MS'
+        | 'ROLLUP_WINDOW_EVENTS'
+        | 'PARTITION_INTERVAL'
+        | 'RETENTION_DAYS'
+        | 'JOB_LOCK_DURATION_MS'
+        | 'STALLED_INTERVAL_MS'
+      >
+    >;
   db: Database;
   logger: Logger;
   /** A connection made with `createRedis(url, 'worker')`; the caller closes it. */
@@ -33,6 +43,13 @@ export interface RunningWorker {
 
 export const PARTITIONS_SCHEDULER_ID = 'maintain-partitions';
 export const ROLLUP_SCHEDULER_ID = 'rollup';
+
+/**
+ * How often the schedulers are registered again. Registering is idempotent; doing
+ * it now and then brings the rollup back by itself if Redis lost its keys (a
+ * restart without persistence), instead of only when a worker restarts.
+ */
+const SCHEDULERS_REFRESH_MS = 60_000;
 
 /**
  * Runs the ingest, maintenance and rollup workers over the queues under the
@@ -60,6 +77,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   const outage = new OutagePause(logger, options.outagePauseMs);
 
   const ingestProcessor = createProcessor(QUEUES.ingest, handlers);
+  // A killed worker's jobs go back to the queue once their lock expires and a
+  // stall check sees it: these two settings bound how long that takes.
+  const lockSettings = {
+    ...(config.JOB_LOCK_DURATION_MS ? { lockDuration: config.JOB_LOCK_DURATION_MS } : {}),
+    ...(config.STALLED_INTERVAL_MS ? { stalledInterval: config.STALLED_INTERVAL_MS } : {}),
+  };
   const ingest = new Worker(
     QUEUES.ingest,
     async (job: Job) => {
@@ -73,7 +96,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
         throw error;
       }
     },
-    { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: false },
+    { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: false, ...lockSettings },
   );
   outage.attach(ingest);
   // One job at a time per process; the database serializes rollups across processes too.
@@ -83,6 +106,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       prefix: config.QUEUE_PREFIX,
       concurrency: 1,
       autorun: false,
+      ...lockSettings,
     });
   const workers = {
     [QUEUES.ingest]: ingest,
@@ -90,20 +114,31 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     [QUEUES.rollup]: serial(QUEUES.rollup),
   };
   for (const worker of Object.values(workers)) observe(worker, logger, metrics);
+  // Without a listener BullMQ prints each error raw on stderr; the Redis connection's
+  // own listener (main.ts) already reports an outage once, and BullMQ reconnects.
+  for (const queue of Object.values(queues)) queue.on('error', () => {});
 
   // Job schedulers keep at most one scheduled job, however many workers upsert the same id.
-  const rollup = JOBS.rollup;
-  await queues[rollup.queue].upsertJobScheduler(
-    ROLLUP_SCHEDULER_ID,
-    { every: config.ROLLUP_INTERVAL_MS ?? rollup.everyMs },
-    { name: 'rollup', data: {}, opts: rollup.options },
-  );
+  const registerSchedulers = async () => {
+    const rollup = JOBS.rollup;
+    await queues[rollup.queue].upsertJobScheduler(
+      ROLLUP_SCHEDULER_ID,
+      { every: config.ROLLUP_INTERVAL_MS ?? rollup.everyMs },
+      { name: 'rollup', data: {}, opts: rollup.options },
+    );
+    const partitions = JOBS['maintain-partitions'];
+    await queues[partitions.queue].upsertJobScheduler(
+      PARTITIONS_SCHEDULER_ID,
+      { every: partitions.everyMs },
+      { name: 'maintain-partitions', data: {}, opts: partitions.options },
+    );
+  };
+  await registerSchedulers();
+  const refresh = setInterval(() => {
+    registerSchedulers().catch((err: unknown) => logger.warn({ err }, 'could not register the job schedulers; next try in a minute'));
+  }, SCHEDULERS_REFRESH_MS);
+  refresh.unref();
   const definition = JOBS['maintain-partitions'];
-  await queues[definition.queue].upsertJobScheduler(
-    PARTITIONS_SCHEDULER_ID,
-    { every: definition.everyMs },
-    { name: 'maintain-partitions', data: {}, opts: definition.options },
-  );
   // The scheduler's next run may be up to an hour away; partitions are checked at every start too.
   await queues[definition.queue].add('maintain-partitions', {}, {
     ...definition.options,
@@ -123,6 +158,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     close: () =>
       (closing ??= (async () => {
         outage.close();
+        clearInterval(refresh);
         await Promise.all(Object.values(workers).map((worker) => worker.close()));
         await closeQueues(queues);
         logger.info('workers closed');
@@ -142,6 +178,12 @@ function observe(worker: Worker, logger: Logger, metrics: WorkerMetrics): void {
     else logger.warn(context, 'job attempt failed; it will be retried');
   });
   worker.on('stalled', (jobId) => logger.warn({ jobId, queue: worker.name }, 'job stalled; handed back to the queue'));
-  // Without a listener an 'error' event would crash the process; BullMQ reconnects by itself.
-  worker.on('error', (err) => logger.error({ err, queue: worker.name }, 'worker error'));
+  // Without a listener an 'error' event would crash the process; BullMQ reconnects by
+  // itself. During an outage it fails at every attempt: one line per 30 s is enough.
+  let lastReported = 0;
+  worker.on('error', (err) => {
+    if (Date.now() - lastReported < 30_000) return;
+    lastReported = Date.now();
+    logger.warn({ err, queue: worker.name }, 'worker error (repeats are not logged for 30 s)');
+  });
 }

@@ -41,6 +41,19 @@ export const WorkerEnv = Type.Object({
     maximum: 10_000_000,
     description: 'Most events one rollup transaction folds; a backlog is worked off in several',
   }),
+  JOB_LOCK_DURATION_MS: Type.Integer({
+    default: 30_000,
+    minimum: 1_000,
+    maximum: 600_000,
+    description:
+      "How long a job stays locked to this worker without renewal; after a crash its jobs run again elsewhere once it expires",
+  }),
+  STALLED_INTERVAL_MS: Type.Integer({
+    default: 30_000,
+    minimum: 1_000,
+    maximum: 600_000,
+    description: 'How often this worker looks for jobs whose worker died (expired locks) and puts them back',
+  }),
   MIGRATE_ON_START: Type.Boolean({
     default: true,
     description: 'Apply pending migrations before taking jobs (idempotent, under an advisory lock)',

@@ -30,7 +30,7 @@ export const JOBS = {
   'ingest-batch': {
     queue: QUEUES.ingest,
     options: {
-      // Inserts are idempotent, so retrying is always safe; ~20 min of backoff rides
+      // Inserts are idempotent, so retrying is always safe; ~8½ min of backoff (1 s doubling to 256 s) rides
       // out a Postgres restart or failover before the job lands in the failed set.
       attempts: 10,
       backoff: { type: 'exponential', delay: 1_000 },

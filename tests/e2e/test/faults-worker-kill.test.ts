@@ -24,12 +24,14 @@ import { countEvents, makeTraffic } from '../src/traffic.js';
  * A worker process killed with SIGKILL while it inserts: no shutdown hook runs,
  * its jobs stay "active" in Redis under locks nobody renews. BullMQ hands them
  * to another worker once the lock has expired and a stall check has seen them
- * twice, 30 s apart (the worker has no setting for the stall interval or the lock
- * duration, so this test pays BullMQ's defaults). Meanwhile the ingest API keeps
- * accepting and the queue buffers; at the end every event is stored once.
+ * twice, a stall interval apart. The test shortens both (JOB_LOCK_DURATION_MS,
+ * STALLED_INTERVAL_MS; 30 s each by default) to keep its run short. Meanwhile the
+ * ingest API keeps accepting and the queue buffers; at the end every event is
+ * stored once.
  */
 
-const STALL_INTERVAL_MS = 30_000;
+const STALL_INTERVAL_MS = 3_000;
+const LOCK_DURATION_MS = 5_000;
 
 describe('a worker killed with SIGKILL in the middle of a stream', () => {
   let database: TestDatabase;
@@ -66,7 +68,14 @@ describe('a worker killed with SIGKILL in the middle of a stream', () => {
   });
 
   it('hands the killed worker’s jobs to another worker after the stall interval: nothing lost, nothing doubled', async () => {
-    const env = { DATABASE_URL: database.url, REDIS_URL: prefix.redisUrl, QUEUE_PREFIX: prefix.prefix, WORKER_CONCURRENCY: '4' };
+    const env = {
+      DATABASE_URL: database.url,
+      REDIS_URL: prefix.redisUrl,
+      QUEUE_PREFIX: prefix.prefix,
+      WORKER_CONCURRENCY: '4',
+      JOB_LOCK_DURATION_MS: String(LOCK_DURATION_MS),
+      STALLED_INTERVAL_MS: String(STALL_INTERVAL_MS),
+    };
     const url = `http://127.0.0.1:${(ingest.server.address() as AddressInfo).port}`;
     const client = new RetryingClient(url, keys.writeKey);
     // Small batches before and after, large ones around the kill so that the worker is surely busy.
@@ -98,7 +107,7 @@ describe('a worker killed with SIGKILL in the middle of a stream', () => {
 
     // Each worker runs a stall check when it starts, unless one ran in the last stall
     // interval; starting the next worker once the dead one's check has lapsed lets
-    // that first check mark the orphans, and the next one, 30 s later, hand them back.
+    // that first check mark the orphans, and the next one, an interval later, hand them back.
     await waitFor(
       async () => ((await producer.pttl(`${prefix.prefix}:ingest:stalled-check`)) < 0 ? true : undefined),
       { timeoutMs: STALL_INTERVAL_MS + 5_000, intervalMs: 100, what: "the dead worker's last stall check to lapse" },
