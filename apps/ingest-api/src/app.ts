@@ -3,13 +3,16 @@ import type { Registry } from 'prom-client';
 import { retentionMs } from '@tally/config';
 import type { Database } from '@tally/db';
 import type { Logger } from '@tally/logger';
-import type { TallyQueues } from '@tally/queue';
+import { QUEUES, type TallyQueues } from '@tally/queue';
 import { createMetricsRegistry, createServer, installHealth } from '@tally/server';
 import { batchRoutes } from './batch.js';
 import type { IngestApiConfig } from './config.js';
 import { createEnqueuer } from './enqueue.js';
+import { describeRouterErrors } from './errors.js';
 import { createWriteKeyResolver } from './keys.js';
 import { createIngestMetrics } from './metrics.js';
+import { createOverloadCheck } from './overload.js';
+import { createRateLimiter } from './rate-limit.js';
 
 export interface BuildAppOptions {
   config: Pick<
@@ -21,6 +24,9 @@ export interface BuildAppOptions {
     | 'MAX_EVENT_BYTES'
     | 'MAX_FUTURE_HOURS'
     | 'MAX_QUEUE_DEPTH'
+    | 'MAX_REDIS_MEMORY_MB'
+    | 'MAX_REDIS_MEMORY_RATIO'
+    | 'RATE_LIMIT_EVENTS_PER_MINUTE'
     | 'RETENTION_DAYS'
   >;
   db: Database;
@@ -40,9 +46,11 @@ export async function buildApp({ config, db, queues, redis, logger, registry }: 
     title: 'Tally ingest API',
     description: 'Receives batches of experiment events from tracking clients and queues them for storage.',
     bodyLimit: config.MAX_BODY_BYTES,
+    fastify: { frameworkErrors: describeRouterErrors },
   });
   const metricsRegistry = registry ?? createMetricsRegistry('ingest-api');
-  installHealth(app, { redis: () => redis.ping(), postgres: () => db.$client.query('SELECT 1') }, metricsRegistry);
+  // Postgres is advisory: the API keeps accepting batches for every key it has cached while Postgres is away.
+  installHealth(app, { redis: () => redis.ping() }, metricsRegistry, { postgres: () => db.$client.query('SELECT 1') });
 
   // A Queue re-emits its connection's errors, and an unheard 'error' event would crash the
   // process; the outage itself is logged once by the enqueuer and by whoever owns `redis`.
@@ -50,13 +58,36 @@ export async function buildApp({ config, db, queues, redis, logger, registry }: 
     queue.on('error', (err) => logger.debug({ err, queue: queue.name }, 'queue connection error'));
   }
 
+  const metrics = createIngestMetrics(metricsRegistry);
+  const ingest = queues[QUEUES.ingest];
+  const checkOverload = createOverloadCheck({
+    ingest,
+    redis,
+    logger: logger.child({ module: 'overload' }),
+    metrics,
+    maxQueueDepth: config.MAX_QUEUE_DEPTH,
+    memory: { ratio: config.MAX_REDIS_MEMORY_RATIO, bytes: config.MAX_REDIS_MEMORY_MB * 1_048_576 },
+  });
+  const rateLimiter =
+    config.RATE_LIMIT_EVENTS_PER_MINUTE > 0
+      ? createRateLimiter({
+          redis,
+          // The queues' own prefix (BullMQ's default is `bull`): the counters live, and are removed, with the jobs.
+          prefix: ingest.opts.prefix ?? 'bull',
+          limit: config.RATE_LIMIT_EVENTS_PER_MINUTE,
+          windowMs: 60_000,
+          logger: logger.child({ module: 'rate-limit' }),
+          onError: () => metrics.checkFailures.inc({ check: 'rate_limit' }),
+        })
+      : undefined;
+
   await app.register(batchRoutes, {
     keys: createWriteKeyResolver(db, logger.child({ module: 'keys' }), {
       ttlMs: config.KEY_CACHE_TTL_SECONDS * 1_000,
       negativeTtlMs: config.KEY_NEGATIVE_CACHE_SECONDS * 1_000,
     }),
-    enqueue: createEnqueuer({ queues, redis, logger: logger.child({ module: 'queue' }), maxQueueDepth: config.MAX_QUEUE_DEPTH }),
-    metrics: createIngestMetrics(metricsRegistry),
+    enqueue: createEnqueuer({ queues, redis, logger: logger.child({ module: 'queue' }), metrics, checkOverload, rateLimiter }),
+    metrics,
     limits: {
       maxBodyBytes: config.MAX_BODY_BYTES,
       maxEventsPerBatch: config.MAX_EVENTS_PER_BATCH,

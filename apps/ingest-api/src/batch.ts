@@ -6,6 +6,7 @@ import { projectIdOf, requireWriteKey } from './auth.js';
 import { allowAnyOrigin } from './cors.js';
 import { decompressBody } from './decompress.js';
 import { batchErrorHandler } from './errors.js';
+import { explainRefusedJsonKeys } from './json-body.js';
 import type { WriteKeyResolver } from './keys.js';
 import { outcomeOf, type IngestMetrics } from './metrics.js';
 import { batchSchema } from './schemas.js';
@@ -24,6 +25,7 @@ export async function batchRoutes(scope: FastifyInstance, { keys, enqueue, metri
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   // Only JSON: Fastify would otherwise parse text/plain into a string and answer 400 instead of 415.
   app.removeContentTypeParser('text/plain');
+  explainRefusedJsonKeys(app);
   app.setValidatorCompiler(typeboxValidator);
   app.addSchema({ ...IncomingEvent, $id: 'IncomingEvent', title: 'IncomingEvent' });
 

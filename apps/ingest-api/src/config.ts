@@ -50,6 +50,28 @@ export const IngestApiEnv = Type.Object({
     description:
       'Ingest jobs waiting in Redis above which batches are refused with 429 and Retry-After, so a long worker outage cannot fill Redis. 0 never refuses',
   }),
+  MAX_REDIS_MEMORY_RATIO: Type.Number({
+    default: 0.8,
+    minimum: 0,
+    maximum: 1,
+    description:
+      "Share of Redis's maxmemory above which batches are refused with 429 and Retry-After, before Redis itself refuses writes. " +
+      'Applies only when Redis has a maxmemory; 0 never refuses',
+  }),
+  MAX_REDIS_MEMORY_MB: Type.Number({
+    default: 0,
+    minimum: 0,
+    description:
+      'Redis memory in use (MiB) above which batches are refused with 429 and Retry-After: the limit for a Redis without maxmemory ' +
+      '(with one, both limits apply). 0 never refuses',
+  }),
+  RATE_LIMIT_EVENTS_PER_MINUTE: Type.Integer({
+    default: 600_000,
+    minimum: 0,
+    description:
+      'Valid events one project may send per minute (a sliding window shared by every ingest process through Redis); ' +
+      'batches beyond it are refused with 429 and Retry-After. 0 never limits',
+  }),
 });
 
 export type IngestApiConfig = Static<typeof IngestApiEnv>;

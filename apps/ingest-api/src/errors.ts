@@ -57,3 +57,9 @@ function explain(error: FastifyError, request: FastifyRequest, limits: { maxBody
   }
   return { statusCode: 500, message: 'Internal error; the batch was not accepted. Retry, and report it if it persists.' };
 }
+
+/** Errors the router raises before any route runs (a URL that is not valid percent-encoding) get the usual body, not Fastify's own. */
+export function describeRouterErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const message = error.code === 'FST_ERR_BAD_URL' ? 'The URL is not valid percent-encoding; events go to POST /v1/batch.' : error.message;
+  void reply.status(400).send({ statusCode: 400, error: httpReason(400), message });
+}

@@ -15,6 +15,12 @@ export const BATCH_OUTCOMES = [
 ] as const;
 export type BatchOutcome = (typeof BATCH_OUTCOMES)[number];
 
+/** Why a batch was refused for the load it brings rather than for its content. */
+export const REFUSAL_REASONS = ['queue_depth', 'redis_memory', 'rate_limit'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+/** The checks behind those refusals, each of which reads Redis and may fail to. */
+export type OverloadCheck = RefusalReason;
+
 /** Everything the ingest API counts, on the registry `/metrics` serves. */
 export function createIngestMetrics(registry: Registry) {
   const registers = [registry];
@@ -26,8 +32,28 @@ export function createIngestMetrics(registry: Registry) {
   });
   // Every outcome is exported from the start, so rates work before the first refusal.
   for (const outcome of BATCH_OUTCOMES) batches.inc({ outcome }, 0);
+  const refusals = new Counter({
+    name: 'tally_ingest_refusals_total',
+    help:
+      'Batches refused for load, by reason: queue_depth (MAX_QUEUE_DEPTH), redis_memory (MAX_REDIS_MEMORY_RATIO / _MB), ' +
+      'rate_limit (RATE_LIMIT_EVENTS_PER_MINUTE; 429, or 413 for a batch larger than the whole limit)',
+    labelNames: ['reason'],
+    registers,
+  });
+  const checkFailures = new Counter({
+    name: 'tally_ingest_check_failures_total',
+    help: 'Overload and rate-limit checks that could not read Redis, by check; the batch was let through (fail open)',
+    labelNames: ['check'],
+    registers,
+  });
+  for (const reason of REFUSAL_REASONS) {
+    refusals.inc({ reason }, 0);
+    checkFailures.inc({ check: reason }, 0);
+  }
   return {
     batches,
+    refusals,
+    checkFailures,
     eventsAccepted: new Counter({
       name: 'tally_ingest_events_accepted_total',
       help: 'Events queued for storage',

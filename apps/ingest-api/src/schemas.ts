@@ -24,9 +24,14 @@ export const batchSchema = {
     202: { ...BatchResponse, description: 'The valid events are queued; the invalid ones are listed with their errors' },
     400: { ...BatchRefusal, description: 'Malformed body, or no valid event' },
     401: { ...BatchRefusal, description: 'Missing, unknown or read-only key' },
-    413: { ...BatchRefusal, description: 'Body or batch too large' },
+    413: { ...BatchRefusal, description: 'Body or batch too large (also: more valid events than the project may send in a minute)' },
     415: { ...BatchRefusal, description: 'Not JSON, or an unsupported Content-Encoding' },
-    429: { ...BatchRefusal, description: 'The queue is too deep; retry after Retry-After seconds' },
+    429: {
+      ...BatchRefusal,
+      description:
+        'Overloaded (too many batches waiting, or Redis memory nearly full) or over the project’s rate limit; the message says which. ' +
+        'Send the same batch again after Retry-After seconds',
+    },
     503: { ...BatchRefusal, description: 'The queue or the key store is unreachable; retry shortly' },
   },
 };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createFixture, post, validEvents, type Fixture, type IngestApp } from './fixture.js';
+import { createFixture, metricValue, post, validEvents, type Fixture, type IngestApp } from './fixture.js';
 
 /** Every refusal has the batch response's shape, nothing accepted, and a sentence. */
 function expectRefusal(response: { statusCode: number; json: () => any }, statusCode: number, message: RegExp) {
@@ -45,6 +45,24 @@ describe('POST /v1/batch refuses bad requests with a 4xx that says what to fix, 
 
   it('answers 400 for a body that is not JSON', async () => {
     expectRefusal(await post(app, fixture, '{"events": [', {}), 400, /not valid JSON/);
+  });
+
+  it('answers 400 naming the refused key for a body with a __proto__ or constructor.prototype key, which is valid JSON', async () => {
+    const [, pageview] = validEvents();
+    const event = JSON.stringify(pageview).replace(/^\{/, '{"properties":{"__proto__":{"isAdmin":true}},');
+    expectRefusal(await post(app, fixture, `{"events":[${event}]}`), 400, /"__proto__" key .*rename the key/);
+    const ctor = JSON.stringify(pageview).replace(/^\{/, '{"properties":{"constructor":{"prototype":{"x":1}}},');
+    expectRefusal(await post(app, fixture, `{"events":[${ctor}]}`), 400, /"constructor" key holding "prototype"/);
+    // A key named constructor is fine as data.
+    const fine = await post(app, fixture, { events: [{ ...pageview, properties: { constructor: 'x' } }] });
+    expect(fine.statusCode).toBe(202);
+    await fixture.clearJobs();
+  });
+
+  it('answers 400 with the usual body for a URL that is not valid percent-encoding', async () => {
+    const response = await app.inject({ method: 'POST', url: '/v1/%E0%A4%A', headers: { authorization: `Bearer ${fixture.keys.writeKey}` } });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toEqual({ statusCode: 400, error: 'Bad Request', message: expect.stringMatching(/not valid percent-encoding/) });
   });
 
   it('answers 400 for an empty body', async () => {
@@ -142,5 +160,7 @@ describe('POST /v1/batch when the queue is too deep', () => {
     expectRefusal(response, 429, /queue holds 2 or more batches waiting/);
     expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
     expect(await fixture.jobs()).toHaveLength(2);
+    expect(await metricValue(later, 'tally_ingest_refusals_total{reason="queue_depth",app="ingest-api"}')).toBe(1);
+    expect(await metricValue(later, 'tally_ingest_refusals_total{reason="rate_limit",app="ingest-api"}')).toBe(0);
   });
 });

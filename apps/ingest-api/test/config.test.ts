@@ -12,6 +12,10 @@ describe('ingest API configuration', () => {
       MAX_EVENT_BYTES: 65_536,
       MAX_FUTURE_HOURS: 24,
       RETENTION_DAYS: 0,
+      MAX_QUEUE_DEPTH: 100_000,
+      MAX_REDIS_MEMORY_RATIO: 0.8,
+      MAX_REDIS_MEMORY_MB: 0,
+      RATE_LIMIT_EVENTS_PER_MINUTE: 600_000,
       REDIS_URL: 'redis://127.0.0.1:6379',
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/tally',
     });
@@ -27,6 +31,17 @@ describe('ingest API configuration', () => {
     for (const bad of ['-1', '1.5', 'forever']) {
       expect(() => loadIngestApiConfig({ RETENTION_DAYS: bad })).toThrow(/RETENTION_DAYS/);
     }
+  });
+
+  it('reads the overload and rate limits, and refuses impossible ones', () => {
+    expect(loadIngestApiConfig({ MAX_REDIS_MEMORY_RATIO: '0.9', MAX_REDIS_MEMORY_MB: '512', RATE_LIMIT_EVENTS_PER_MINUTE: '0' })).toMatchObject({
+      MAX_REDIS_MEMORY_RATIO: 0.9,
+      MAX_REDIS_MEMORY_MB: 512,
+      RATE_LIMIT_EVENTS_PER_MINUTE: 0,
+    });
+    expect(() => loadIngestApiConfig({ MAX_REDIS_MEMORY_RATIO: '1.5' })).toThrow(/MAX_REDIS_MEMORY_RATIO/);
+    expect(() => loadIngestApiConfig({ MAX_REDIS_MEMORY_MB: '-1' })).toThrow(/MAX_REDIS_MEMORY_MB/);
+    expect(() => loadIngestApiConfig({ RATE_LIMIT_EVENTS_PER_MINUTE: '100.5' })).toThrow(/RATE_LIMIT_EVENTS_PER_MINUTE/);
   });
 
   it('refuses nonsense with one message naming every bad variable', () => {

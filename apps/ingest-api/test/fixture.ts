@@ -109,3 +109,10 @@ export function post(app: IngestApp, fixture: Fixture, body: unknown, { key, hea
     payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
   });
 }
+
+/** The value of one series on `/metrics`, as `name{label="value",app="ingest-api"}` or a bare name; undefined if absent. */
+export async function metricValue(app: IngestApp, series: string): Promise<number | undefined> {
+  const { body } = await app.inject({ url: '/metrics' });
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}

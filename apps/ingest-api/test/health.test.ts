@@ -17,7 +17,7 @@ describe('health, readiness and metrics', () => {
     expect(response.json()).toEqual({ status: 'ok' });
   });
 
-  it('says it is ready on /readyz when Redis and Postgres answer', async () => {
+  it('says it is ready on /readyz when Redis answers, and how Postgres is', async () => {
     const response = await app.inject({ url: '/readyz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ready', checks: { redis: 'ok', postgres: 'ok' } });

@@ -5,12 +5,16 @@ export type ReadinessCheck = () => Promise<unknown>;
 
 /**
  * `/healthz` says the process is alive; `/readyz` says it can do its work now
- * (every dependency answered within a second); `/metrics` is for Prometheus.
+ * (every check answered within a second); `/metrics` is for Prometheus.
+ * `advisory` checks are reported in `/readyz`'s body but do not make it 503: a
+ * dependency the app can work without for a while (a load balancer that routes on
+ * `/readyz` must not take the app out of rotation for it).
  */
 export function installHealth(
   app: FastifyInstance,
   checks: Record<string, ReadinessCheck>,
   registry: Registry,
+  advisory: Record<string, ReadinessCheck> = {},
 ): void {
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
@@ -29,18 +33,22 @@ export function installHealth(
   const hidden = { schema: { hide: true } };
   app.get('/healthz', hidden, async () => ({ status: 'ok' }));
   app.get('/readyz', hidden, async (_request, reply) => {
-    const results = await Promise.all(
-      Object.entries(checks).map(async ([name, check]) => {
-        try {
-          await withTimeout(check(), 1_000);
-          return [name, 'ok'] as const;
-        } catch (error) {
-          return [name, error instanceof Error ? error.message : 'failed'] as const;
-        }
-      }),
-    );
-    const ready = results.every(([, state]) => state === 'ok');
-    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+    const run = (all: Record<string, ReadinessCheck>) =>
+      Promise.all(
+        Object.entries(all).map(async ([name, check]) => {
+          try {
+            await withTimeout(check(), 1_000);
+            return [name, 'ok'] as const;
+          } catch (error) {
+            return [name, error instanceof Error ? error.message : 'failed'] as const;
+          }
+        }),
+      );
+    const [required, optional] = await Promise.all([run(checks), run(advisory)]);
+    const ready = required.every(([, state]) => state === 'ok');
+    return reply
+      .status(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries([...required, ...optional]) });
   });
   app.get('/metrics', hidden, async (_request, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()),
