@@ -134,6 +134,7 @@ Tally is starting. Demo project ${keys.projectId}
 
   ingest API   http://127.0.0.1:3100   docs: /docs
   query API    http://127.0.0.1:3200   docs: /docs
+  results page http://127.0.0.1:3200/experiments   (asks for the read key)
   Bull Board   http://127.0.0.1:3300   ${process.env.DASHBOARD_PASSWORD ? '(basic auth from DASHBOARD_USER/DASHBOARD_PASSWORD)' : '(development: no login)'}
 
 Try it:

@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { registerExperimentConfigure } from './commands/experiment-configure.js';
+import { registerExperimentShow } from './commands/experiment-show.js';
 import { registerImportLegacy } from './commands/import-legacy.js';
 import { registerJobsRetryFailed } from './commands/jobs-retry-failed.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -14,7 +16,7 @@ import type { CommandContext } from './context.js';
 /** The `tally` command tree. Settings made on the root before `.command()` are inherited by every subcommand. */
 export function buildProgram(context: CommandContext): Command {
   const program = new Command('tally')
-    .description('Operate Tally: database, projects and keys, queues, partitions, rollups, legacy import.')
+    .description('Operate Tally: database, projects and keys, experiment settings, queues, partitions, rollups, legacy import.')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => context.io.stdout(text),
@@ -28,6 +30,10 @@ export function buildProgram(context: CommandContext): Command {
   registerProjectCreate(project, context);
   registerProjectList(project, context);
   registerProjectRotateKey(project, context);
+
+  const experiment = program.command('experiment').description("an experiment's settings: display name, control, variant weights");
+  registerExperimentConfigure(experiment, context);
+  registerExperimentShow(experiment, context);
 
   const jobs = program.command('jobs').description('act on queued jobs');
   registerJobsRetryFailed(jobs, context);

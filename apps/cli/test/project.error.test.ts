@@ -22,7 +22,7 @@ describe('tally project, used wrongly', () => {
     [['project', 'rotate-key', '--kind', 'write'], /--project/],
     [['project', 'rotate-key', '--project', 'not-a-uuid', '--kind', 'write'], /UUID/],
     [['project', 'rotate-key', '--project', '00000000-0000-4000-8000-000000000000'], /--kind/],
-    [['project', 'rotate-key', '--project', '00000000-0000-4000-8000-000000000000', '--kind', 'admin'], /write, read/],
+    [['project', 'rotate-key', '--project', '00000000-0000-4000-8000-000000000000', '--kind', 'owner'], /write, read, admin/],
     [['project', 'delete'], /unknown command/],
   ])('refuses `tally %s` as a usage error and changes nothing', async (argv, pattern) => {
     expectOneSentenceError(await tally(argv, env), pattern, 2);

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { experimentStatistics, variantStatistics } from './statistics-schemas.js';
 
 const name = (description: string) => Type.String({ minLength: 1, maxLength: 128, description });
 const count = (description: string) => Type.Integer({ minimum: 0, description });
@@ -19,12 +20,12 @@ export const ErrorResponse = Type.Object(
   { title: 'Error', description: 'Every error has this shape' },
 );
 
-const errors = (statuses: Record<number, string>) =>
+export const errors = (statuses: Record<number, string>) =>
   Object.fromEntries(Object.entries(statuses).map(([status, description]) => [status, { ...ErrorResponse, description }]));
 
 const authErrors = {
   401: 'No key, or not a live read key of any project',
-  403: "A write key was sent: reading needs the project's read key",
+  403: "A write or admin key was sent: reading results needs the project's read key",
 };
 
 export const ExperimentParams = Type.Object(
@@ -36,7 +37,19 @@ export type ExperimentParams = Static<typeof ExperimentParams>;
 export const ResultsQuery = Type.Object(
   {
     goal: Type.Optional(name('Count only conversions with this goal; omitted, conversions of any goal count')),
-    control: Type.Optional(name('Variant to list first, as the baseline the others are compared with')),
+    control: Type.Optional(
+      name(
+        'Variant to list first, as the baseline the others are compared with; omitted, the configured control (if any) is the baseline',
+      ),
+    ),
+    alpha: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        exclusiveMaximum: 0.5,
+        default: 0.05,
+        description: 'Significance level of the tests; every interval is at level 1 - alpha (0.05: 95% intervals)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -50,6 +63,7 @@ export const VariantResults = Type.Object({
   convertedSessions: count('Assigned sessions with at least one counted conversion'),
   conversions: count('Conversions (of `goal`, or of any goal) of assigned sessions at or after their first exposure'),
   conversionRate: Type.Number({ minimum: 0, maximum: 1, description: 'convertedSessions / sessions' }),
+  ...variantStatistics,
 });
 
 export const ExperimentResults = Type.Object(
@@ -60,8 +74,9 @@ export const ExperimentResults = Type.Object(
     asOf,
     excludedSessions: count('Exposed sessions that saw more than one variant: counted in no variant'),
     variants: Type.Array(VariantResults, {
-      description: 'Variants with at least one assigned session: the control first, then by variant key',
+      description: 'Variants with at least one assigned session: the control asked for first, then by variant key',
     }),
+    ...experimentStatistics,
   },
   { title: 'ExperimentResults' },
 );
@@ -161,18 +176,24 @@ export const listSchema = {
 };
 
 export const resultsSchema = {
-  summary: 'Results of one experiment, per variant',
+  summary: 'Results of one experiment, per variant, with their statistics',
   description:
     'A session is assigned to a variant when all its exposures to the experiment name that variant; ' +
     'only its events at or after its first exposure count. Sessions that saw several variants are counted ' +
-    'only in `excludedSessions`. A conversion counts for every experiment its session is assigned in.',
+    'only in `excludedSessions`. A conversion counts for every experiment its session is assigned in.\n\n' +
+    'Each variant is compared with the control (the `control` parameter, else the configured one) on its conversion rate ' +
+    "(converted sessions / sessions): absolute and relative lift with confidence intervals and Welch's t test, a Bayesian " +
+    'chance to win, and a decision, as GrowthBook computes them for proportions. There is no correction for comparing ' +
+    'several variants with one control. `srm` tests the split of sessions against the configured weights, and ' +
+    '`multipleExposure` the share of sessions excluded for seeing several variants: when either is flagged, the ' +
+    'comparisons are not to be trusted.',
   tags: ['experiments'],
   params: ExperimentParams,
   querystring: ResultsQuery,
   response: {
     200: ExperimentResults,
     ...errors({
-      400: 'Invalid parameter, or a `control` that is not a variant of the experiment',
+      400: 'Invalid parameter (such as an alpha outside (0, 0.5)), or a `control` that is not a variant of the experiment',
       ...authErrors,
       404: 'The project has no exposure to this experiment',
     }),

@@ -90,16 +90,21 @@ async function startPausedDownload(server = base) {
   const [first] = (await once(response, 'data')) as [Buffer];
   response.pause();
   chunks.push(first);
+  // Listening for the end at once (these listeners do not make a paused stream flow): a
+  // transfer the server breaks off while paused may close before finish() is called.
+  const ended = new Promise<string>((resolve, reject) => {
+    response.on('end', () => (response.complete ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error('incomplete'))));
+    response.on('error', reject);
+    response.on('aborted', () => reject(new Error('aborted')));
+    response.on('close', () => response.complete || reject(new Error('closed before the end')));
+  });
+  ended.catch(() => undefined);
   /** Reads the rest; resolves with the whole body, or rejects if the transfer breaks off. */
-  const finish = () =>
-    new Promise<string>((resolve, reject) => {
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => (response.complete ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error('incomplete'))));
-      response.on('error', reject);
-      response.on('aborted', () => reject(new Error('aborted')));
-      response.on('close', () => response.complete || reject(new Error('closed before the end')));
-      response.resume();
-    });
+  const finish = () => {
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.resume();
+    return ended;
+  };
   return { request, response, finish };
 }
 

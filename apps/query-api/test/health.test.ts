@@ -77,6 +77,7 @@ describe('the OpenAPI document', () => {
     for (const name of ['path:experimentId', 'query:goal', 'query:control']) {
       expect(parameters[name]).toMatchObject({ type: 'string', minLength: 1, maxLength: 128 });
     }
+    expect(parameters['query:alpha']).toMatchObject({ type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 0.5, default: 0.05 });
     expect(Object.keys(results.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404']));
     const body = results.responses['200'].content['application/json'].schema;
     expect(body.properties.asOf.description).toMatch(/every event stored before this instant is counted/i);
@@ -88,6 +89,49 @@ describe('the OpenAPI document', () => {
       'convertedSessions',
       'conversions',
       'conversionRate',
+      'comparison',
+      'comparisonReason',
+    ]);
+    expect(Object.keys(body.properties)).toEqual([
+      'experimentId',
+      'goal',
+      'control',
+      'asOf',
+      'excludedSessions',
+      'variants',
+      'alpha',
+      'minimums',
+      'baseline',
+      'srm',
+      'multipleExposure',
+    ]);
+  });
+
+  it('describes every statistic of the results and every field of the settings', async () => {
+    const doc = (await app.inject({ url: '/openapi.json' })).json();
+    const results = doc.paths['/v1/experiments/{experimentId}/results'].get.responses['200'].content['application/json'].schema;
+    const settings = doc.paths['/v1/experiments/{experimentId}/settings'];
+    const undescribed: string[] = [];
+    // Every property has a description, down to the leaves; bounds of an interval and keys speak for themselves.
+    const walk = (schema: Record<string, any>, path: string) => {
+      for (const branch of schema.anyOf ?? []) walk(branch, path);
+      if (schema.items) walk(schema.items, `${path}[]`);
+      for (const [name, property] of Object.entries<Record<string, any>>(schema.properties ?? {})) {
+        if (!property.description && !['lower', 'upper', 'variantKey', 'experimentId'].includes(name)) undescribed.push(`${path}.${name}`);
+        walk(property, `${path}.${name}`);
+      }
+    };
+    for (const name of ['alpha', 'minimums', 'baseline', 'srm', 'multipleExposure']) walk({ properties: { [name]: results.properties[name] } }, 'results');
+    walk(results.properties.variants.items.properties.comparison, 'results.variants[].comparison');
+    walk(settings.put.requestBody.content['application/json'].schema, 'settings body');
+    walk(settings.get.responses['200'].content['application/json'].schema, 'settings');
+    expect(undescribed).toEqual([]);
+    expect(results.properties.variants.items.properties.comparison.anyOf[0].properties.decision).toMatchObject({ type: 'string' });
+    expect(results.properties.variants.items.properties.comparison.anyOf[0].properties.decision.enum).toEqual([
+      'win',
+      'lose',
+      'inconclusive',
+      'not enough data',
     ]);
   });
 

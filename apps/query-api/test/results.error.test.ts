@@ -143,6 +143,25 @@ describe('errors of the results route', () => {
   });
 });
 
+describe('an invalid alpha', () => {
+  it.each([
+    ['0', 'querystring: alpha must be greater than 0.'],
+    ['-0.1', 'querystring: alpha must be greater than 0.'],
+    ['0.5', 'querystring: alpha must be less than 0.5.'],
+    ['1', 'querystring: alpha must be less than 0.5.'],
+    ['Infinity', 'querystring: alpha must be greater than 0 and less than 0.5.'],
+    ['-Infinity', 'querystring: alpha must be greater than 0 and less than 0.5.'],
+    ['1e999', 'querystring: alpha must be greater than 0 and less than 0.5.'],
+    ['abc', 'querystring: alpha must be one number, such as 0.05.'],
+    ['', 'querystring: alpha must be one number, such as 0.05.'],
+    ['0.1&alpha=0.2', 'querystring: alpha must be one number, such as 0.05.'],
+  ])('answers 400 for alpha=%s', async (alpha, message) => {
+    const response = await app.inject({ url: `/v1/experiments/checkout/results?alpha=${alpha}`, headers: bearer(keys.readKey) });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toEqual({ statusCode: 400, error: 'Bad Request', message });
+  });
+});
+
 describe('errors of the timeseries route', () => {
   it('answers 404 with the same message as the results for an experiment without exposures', async () => {
     const timeseries = await get('/v1/experiments/nope/timeseries?interval=hour');

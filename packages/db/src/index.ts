@@ -1,6 +1,6 @@
 export { createDb, type Database, type DbHandle, type Transaction } from './client.js';
 export { ensureDatabase, migrateDatabase, MIGRATIONS_FOLDER } from './migrate.js';
-export { generateKey, hashKey, keyKind, type KeyKind } from './keys.js';
+export { generateKey, hashKey, keyKind, keyPrefix, type KeyKind } from './keys.js';
 export * from './queries/projects.js';
 export * from './queries/events.js';
 export * from './queries/raw-results.js';
@@ -9,3 +9,4 @@ export * from './queries/rollup.js';
 export * from './queries/results.js';
 export * from './queries/legacy-import.js';
 export * from './queries/export.js';
+export * from './queries/experiment-settings.js';

@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { HttpError } from '@tally/server';
 import { projectIdOf } from '../auth.js';
+import type { ExperimentSettings } from '@tally/db';
 import type { ResultsSource } from '../results.js';
+import { experimentStatisticsOf } from '../statistics.js';
 import {
   listSchema,
   resultsSchema,
@@ -12,10 +14,16 @@ import {
   type ExperimentTimeseries,
 } from '../schemas.js';
 
-type Variant = ExperimentResults['variants'][number];
+type Variant = Omit<ExperimentResults['variants'][number], 'comparison' | 'comparisonReason'>;
+
+export interface ExperimentRoutesOptions {
+  results: ResultsSource;
+  /** The experiment's configured control and weights, for the statistics. */
+  settingsOf: (projectId: string, experimentId: string) => Promise<ExperimentSettings>;
+}
 
 /** `/v1/experiments` and an experiment's `/results` and `/timeseries`, for the key's project only. */
-export async function experimentRoutes(scope: FastifyInstance, { results }: { results: ResultsSource }): Promise<void> {
+export async function experimentRoutes(scope: FastifyInstance, { results, settingsOf }: ExperimentRoutesOptions): Promise<void> {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
   app.get('/experiments', { schema: listSchema }, async (request): Promise<ExperimentList> => {
@@ -25,16 +33,29 @@ export async function experimentRoutes(scope: FastifyInstance, { results }: { re
 
   app.get('/experiments/:experimentId/results', { schema: resultsSchema }, async (request): Promise<ExperimentResults> => {
     const { experimentId } = request.params;
-    const { goal = null, control = null } = request.query;
-    const found = await results.experimentResults(projectIdOf(request), experimentId, goal);
+    const { goal = null, control = null, alpha = 0.05 } = request.query;
+    // Ajv turns "Infinity" and "1e999" into Infinity and then skips its range checks on non-finite numbers.
+    if (!Number.isFinite(alpha)) throw new HttpError(400, 'querystring: alpha must be greater than 0 and less than 0.5.');
+    const projectId = projectIdOf(request);
+    const found = await results.experimentResults(projectId, experimentId, goal);
     if (!found) throw noSuchExperiment(experimentId);
+    const variants = orderVariants(experimentId, found.variants, control);
+    const statistics = experimentStatisticsOf({
+      experimentId,
+      variants,
+      excludedSessions: found.excludedSessions,
+      askedControl: control,
+      settings: await settingsOf(projectId, experimentId),
+      alpha,
+    });
     return {
       experimentId,
       goal,
       control,
       asOf: found.asOf.toISOString(),
       excludedSessions: found.excludedSessions,
-      variants: orderVariants(experimentId, found.variants, control),
+      variants: variants.map((v) => ({ ...v, ...statistics.variants.get(v.variantKey)! })),
+      ...statistics.experiment,
     };
   });
 

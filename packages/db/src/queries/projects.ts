@@ -20,18 +20,26 @@ export async function createProject(db: Database, name: string): Promise<Project
   return { projectId: row!.id, writeKey, readKey };
 }
 
+const HASH_FIELD = { write: 'writeKeyHash', read: 'readKeyHash', admin: 'adminKeyHash' } as const satisfies Record<KeyKind, keyof typeof projects.$inferSelect>;
+
 /** The project a key belongs to, if it is a live key of that kind. */
 export async function findProjectIdByKey(db: Database, kind: KeyKind, key: string): Promise<string | undefined> {
-  const column = kind === 'write' ? projects.writeKeyHash : projects.readKeyHash;
+  const column = projects[HASH_FIELD[kind]];
   const [row] = await db.select({ id: projects.id }).from(projects).where(eq(column, hashKey(key))).limit(1);
   return row?.id;
 }
 
-/** Replaces a project's key of one kind; the old key stops working at once. */
+/**
+ * Replaces a project's key of one kind, or makes its first admin key; the old key
+ * stops working at once.
+ */
 export async function rotateKey(db: Database, projectId: string, kind: KeyKind): Promise<string | undefined> {
   const key = generateKey(kind);
-  const set = kind === 'write' ? { writeKeyHash: hashKey(key) } : { readKeyHash: hashKey(key) };
-  const rows = await db.update(projects).set(set).where(eq(projects.id, projectId)).returning({ id: projects.id });
+  const rows = await db
+    .update(projects)
+    .set({ [HASH_FIELD[kind]]: hashKey(key) })
+    .where(eq(projects.id, projectId))
+    .returning({ id: projects.id });
   return rows.length > 0 ? key : undefined;
 }
 

@@ -10,6 +10,8 @@ export const projects = pgTable('projects', {
   name: text('name').notNull(),
   writeKeyHash: text('write_key_hash').notNull().unique(),
   readKeyHash: text('read_key_hash').notNull().unique(),
+  /** Null until `tally project rotate-key --kind admin` makes one: a project starts without anyone able to change its settings over HTTP. */
+  adminKeyHash: text('admin_key_hash').unique(),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
