@@ -161,4 +161,29 @@ describe('errors of the exports', () => {
       await limited.close();
     }
   });
+
+  it('lets a request at the limit wait a moment for a slot: one export after another is never refused', async () => {
+    const limited = await exportTestApp(database.db, { batchSize: 10 });
+    const open = () =>
+      limited.inject({ method: 'GET', url: '/v1/experiments/long/export?format=ndjson', headers: bearer(keys.readKey), payloadAsStream: true });
+    try {
+      const [first, second] = [await open(), await open()];
+      const third = limited.inject({ method: 'GET', url: '/v1/experiments/checkout/export?format=ndjson', headers: bearer(keys.readKey) });
+      // The third waits; the first ends (read to its end), and the third takes its slot.
+      for await (const _ of first.stream()) {
+        // Drain.
+      }
+      expect((await third).statusCode).toBe(200);
+      for await (const _ of second.stream()) {
+        // Drain.
+      }
+      // Back to back, each starting as soon as the previous one's last byte is read.
+      for (let i = 0; i < 10; i += 1) {
+        const response = await limited.inject({ method: 'GET', url: '/v1/experiments/checkout/export?format=ndjson', headers: bearer(keys.readKey) });
+        expect(response.statusCode).toBe(200);
+      }
+    } finally {
+      await limited.close();
+    }
+  });
 });

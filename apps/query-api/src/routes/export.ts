@@ -29,6 +29,13 @@ export interface ExportOptions {
 
 /** Seconds a client told 429 is asked to wait: exports take a while, so not less. */
 const RETRY_AFTER_SECONDS = 5;
+/**
+ * How long a request waits for a slot before the 429. A slot is freed only once
+ * the previous export's connection is back in the pool, a moment after its client
+ * has read the last byte: a client that exports one range after another must not
+ * be refused for that moment.
+ */
+const SLOT_WAIT_MS = 2_000;
 
 /** `/v1/experiments/:experimentId/export` and `/v1/export`: raw events, streamed. */
 export async function exportRoutes(
@@ -38,6 +45,26 @@ export async function exportRoutes(
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   const maxConcurrent = options.maxConcurrent ?? Math.max(1, Math.floor((db.$client.options.max ?? 10) / 2));
   let running = 0;
+  const waiting = new Set<() => void>();
+  /** Resolves true once a slot is free (and takes it), false after SLOT_WAIT_MS. */
+  const takeSlot = async (): Promise<boolean> => {
+    const deadline = Date.now() + SLOT_WAIT_MS;
+    while (running >= maxConcurrent) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          waiting.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        waiting.add(wake);
+      });
+    }
+    running += 1;
+    return true;
+  };
 
   async function stream(
     request: FastifyRequest,
@@ -46,17 +73,18 @@ export async function exportRoutes(
     selection: EventExportSelection,
     filename: string,
   ) {
-    if (running >= maxConcurrent) {
+    if (!(await takeSlot())) {
       throw new HttpError(429, `${maxConcurrent} exports are running, as many as this server allows; retry shortly.`, {
         'retry-after': String(RETRY_AFTER_SECONDS),
       });
     }
-    running += 1;
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       running -= 1;
+      // One waiter at a time: the first to run takes the slot, the others wait on.
+      waiting.values().next().value?.();
     };
 
     let rows = 0;
