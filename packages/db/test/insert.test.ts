@@ -85,6 +85,30 @@ describe('storing a batch', () => {
     });
   }
 
+  it('COPY: a batch holding the same event twice, or one already stored, is stored once and counted once', async () => {
+    const batch = events('twice', 30);
+    const received = Date.UTC(2026, 10, 24, 13, 0, 0, 123);
+    expect(await insertEventsByCopy(database.db, projectId, received, [...batch, batch[7]!, batch[8]!])).toBe(30);
+    expect(await stored('twice')).toEqual(expected(batch));
+    const more = events('twice-more', 5);
+    expect(await insertEventsByCopy(database.db, projectId, received, [...more, batch[0]!])).toBe(5);
+    const { rows } = await database.pool.query(
+      `SELECT count(*)::int AS n, count(DISTINCT seq)::int AS seqs, min(received_at) = max(received_at) AS same,
+         (extract(epoch FROM min(received_at)) * 1000)::bigint AS received_ms
+       FROM analytics_events WHERE project_id = $1 AND event_id LIKE 'twice%'`,
+      [projectId],
+    );
+    expect(rows[0]).toEqual({ n: 35, seqs: 35, same: true, received_ms: String(received) });
+  });
+
+  it('COPY: a row the table refuses for another reason fails the batch, storing none of it', async () => {
+    const batch = events('refused', 10);
+    // An exposure must name its experiment and variant (a CHECK constraint): not a duplicate, so no fallback.
+    const bad: StoredEvent = { ...batch[3]!, eventType: 'EXPOSURE', experimentId: null, variantKey: null };
+    await expect(insertEventsByCopy(database.db, projectId, Date.now(), [...batch.slice(0, 3), bad])).rejects.toMatchObject({ code: '23514' });
+    expect(await stored('refused')).toEqual([]);
+  });
+
   it('goes through either method by batch size, with the same result', async () => {
     const small = events('small', COPY_FROM_EVENTS - 1);
     const large = events('large', COPY_FROM_EVENTS);
