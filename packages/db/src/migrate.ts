@@ -3,6 +3,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 
+/** The repository's `drizzle/`: three levels up, from this file and from an app's bundle (scripts/build.mjs). */
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../../drizzle', import.meta.url));
 
 /** Any fixed number: every process that migrates takes the same advisory lock. */

@@ -27,14 +27,22 @@ export interface SpawnedApp {
   output: () => string;
 }
 
+export interface SpawnOptions {
+  /** Run the production bundle `apps/<name>/dist/main.js` with plain node (see scripts/build.mjs), not the sources through tsx. */
+  built?: boolean;
+}
+
 /**
- * Runs `apps/<name>/src/main.ts` as its own process, as `npm run stack` does, with
- * only the given environment (plus PATH and HOME), so that no setting of the
- * machine running the tests leaks into it.
+ * Runs `apps/<name>/src/main.ts` as its own process, as `npm run stack` does (or
+ * its bundle, as production does), with only the given environment (plus PATH and
+ * HOME), so that no setting of the machine running the tests leaks into it.
  */
-export function spawnApp(name: string, env: Record<string, string>): SpawnedApp {
+export function spawnApp(name: string, env: Record<string, string>, options: SpawnOptions = {}): SpawnedApp {
   let output = '';
-  const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), ['src/main.ts'], {
+  const [command, args] = options.built
+    ? [process.execPath, ['dist/main.js']]
+    : [join(root, 'node_modules', '.bin', 'tsx'), ['src/main.ts']];
+  const child = spawn(command, args, {
     cwd: join(root, 'apps', name),
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -55,10 +63,10 @@ export interface RunningApp {
 }
 
 /** Starts an app on a free port and waits until its `/readyz` answers 200. */
-export async function startApp(name: string, env: Record<string, string>): Promise<RunningApp> {
+export async function startApp(name: string, env: Record<string, string>, options: SpawnOptions = {}): Promise<RunningApp> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const { child, exited, output } = spawnApp(name, { ...env, HOST: '127.0.0.1', PORT: String(port) });
+  const { child, exited, output } = spawnApp(name, { ...env, HOST: '127.0.0.1', PORT: String(port) }, options);
 
   await waitFor(
     async () => {

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +17,9 @@ import {
 /**
  * The whole pipeline as a user runs it: every app as its own process, batches
  * posted over HTTP, results read back over HTTP, jobs seen through Bull Board.
+ * Twice: from the TypeScript sources (`npm run stack`) and from the bundles
+ * production runs (`npm run build`), which must find the migrations and the
+ * results page's files as the sources do.
  */
 
 const t0 = Date.now() - 60_000;
@@ -56,7 +61,12 @@ const expectedAnyGoal = {
   ],
 };
 
-describe('the pipeline, end to end over HTTP', () => {
+const BUILD_SCRIPT = fileURLToPath(new URL('../../../scripts/build.mjs', import.meta.url));
+
+describe.each([
+  { runs: 'the sources under tsx', built: false },
+  { runs: 'the production bundles', built: true },
+])('the pipeline, end to end over HTTP, running $runs', ({ built }) => {
   let database: TestDatabase;
   let queue: TestQueuePrefix;
   let keys: ProjectKeys;
@@ -73,8 +83,9 @@ describe('the pipeline, end to end over HTTP', () => {
       DASHBOARD_USER: 'ops',
       DASHBOARD_PASSWORD: 'e2e-secret',
     };
+    if (built) execFileSync(process.execPath, [BUILD_SCRIPT], { stdio: ['ignore', 'ignore', 'pipe'] });
     const [ingest, worker, query, dashboard] = await Promise.all(
-      ['ingest-api', 'worker', 'query-api', 'dashboard'].map((name) => startApp(name, env)),
+      ['ingest-api', 'worker', 'query-api', 'dashboard'].map((name) => startApp(name, env, { built })),
     );
     apps = { ingest: ingest!, worker: worker!, query: query!, dashboard: dashboard! };
   }, 120_000);
@@ -170,6 +181,15 @@ describe('the pipeline, end to end over HTTP', () => {
         { variantKey: 'treatment', points: [{ bucket: day, sessions: 2, convertedSessions: 1, cumulativeSessions: 2 }] },
       ],
     });
+  });
+
+  it('serves the results page and its script', async () => {
+    const page = await fetch(`${apps.query.url}/experiments/checkout-button`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/assets/results-page.js');
+    const script = await fetch(`${apps.query.url}/assets/results-page.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toMatch(/javascript/);
   });
 
   it('keeps results behind the read key and ingest behind the write key', async () => {

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { PAGE_DIR } from '../page-files.js';
 import { setPageHeaders } from '../security-headers.js';
-
-const PAGE_DIR = new URL('../../page/', import.meta.url);
 
 /**
  * The analysts' results page: one HTML shell for the experiment list and every
