@@ -10,14 +10,22 @@
  *
  *   pnpm exec tsx bench/freshness.ts [--seconds 60] [--every 100] [--size 200]
  *
- * Creates a database and a queue prefix of its own and removes them at the end.
- * Prints a markdown section on stdout.
+ * Also the peak RSS of each process (VmHWM of the node process running the app,
+ * see harness.ts).
+ *
+ * Creates a database and a queue prefix of its own and removes them at the end,
+ * also when it fails or is interrupted. Prints a markdown section on stdout.
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { createProject } from '@tally/db';
-import { createTestDatabase, createTestQueuePrefix, startApp, waitFor, type RunningApp } from '@tally/testing';
+import { createTestDatabase, createTestQueuePrefix, waitFor, type RunningApp } from '@tally/testing';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcessWatch, acquire, mbOfKb, owned, runScenario, startMeasuredApp, RUNNER } from './harness.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 import { percentile, sleep } from './stats.js';
 
 const { values: args } = parseArgs({
@@ -46,15 +54,17 @@ function batch(size: number) {
   return { sentAt: now, events };
 }
 
-const database = await createTestDatabase();
-const queuePrefix = createTestQueuePrefix();
-const apps: RunningApp[] = [];
-try {
+await runScenario(async () => {
+  const database = await acquire(createTestDatabase(), (d) => d.drop());
+  const queuePrefix = owned(createTestQueuePrefix(), (q) => q.remove());
   const keys = await createProject(database.db, 'freshness');
   const env = { DATABASE_URL: database.url, REDIS_URL: queuePrefix.redisUrl, QUEUE_PREFIX: queuePrefix.prefix };
-  const [ingest, query] = await Promise.all([startApp('ingest-api', env), startApp('query-api', env), startApp('worker', env)]).then(
-    (started) => (apps.push(...started), started),
-  );
+  const stop = (app: RunningApp) => app.stop();
+  const names = ['ingest-api', 'query-api', 'worker'] as const;
+  const [ingest, query, worker] = await Promise.all(names.map((name) => acquire(startMeasuredApp(root, name, env), stop)));
+  const watch = new ProcessWatch();
+  for (const [i, app] of [ingest!, query!, worker!].entries()) watch.add(names[i]!, app.process.pid!);
+  watch.start();
 
   // The reader: (wall-clock time, asOf) every 50 ms.
   const polls: { at: number; asOf: number }[] = [];
@@ -67,6 +77,9 @@ try {
       await sleep(50);
     }
   })();
+  // Stopped at cleanup too; a failure is reported where the reader is awaited, not as an unhandled rejection.
+  reader.catch(() => undefined);
+  owned(undefined, async () => (reading = false));
 
   // The writer: one batch every EVERY_MS, on schedule whatever each request takes.
   const ingestLatencies: number[] = [];
@@ -90,8 +103,13 @@ try {
   await Promise.all(pending);
 
   const jobs = new Queue('ingest', { connection: { url: queuePrefix.redisUrl }, prefix: queuePrefix.prefix });
+  jobs.on('error', () => {});
   try {
-    await waitFor(async () => ((await jobs.getJobCounts('waiting', 'active', 'delayed')).waiting === 0 ? true : undefined), {
+    // Active jobs too: a batch still being inserted has no finish time yet.
+    await waitFor(async () => {
+      const counts = await jobs.getJobCounts('waiting', 'active', 'delayed');
+      return (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0) === 0 ? true : undefined;
+    }, {
       timeoutMs: 120_000,
       what: 'the queue to drain',
     });
@@ -103,6 +121,11 @@ try {
     });
     reading = false;
     await reader;
+    watch.stop();
+    const memory = names.map((name) => {
+      const figures = watch.get(name);
+      return `${name} ${mbOfKb(figures.peakKb)} MB (pid ${figures.pid}${figures.wrapperPid ? `, tsx child of ${figures.wrapperPid}` : ''})`;
+    });
 
     const freshness = done.map((job) => {
       const visible = polls.find((poll) => poll.asOf > job.finishedOn!);
@@ -114,20 +137,16 @@ try {
 
 \`pnpm exec tsx bench/freshness.ts --seconds ${SECONDS} --every ${EVERY_MS} --size ${SIZE}\`
 
-${rate} events/s (${SIZE} per batch every ${EVERY_MS} ms) for ${SECONDS} s over HTTP: ${done.length} batches, ${events} events. Whole stack as separate processes, default settings (rollup every 1 s).
+${rate} events/s (${SIZE} per batch every ${EVERY_MS} ms) for ${SECONDS} s over HTTP: ${pending.length} batches posted, ${done.length} measured (BullMQ keeps the last 1,000 completed), ${events} events. Whole stack as separate processes, default settings (rollup every 1 s).
 
 | measure | p50 | p95 | p99 | max |
 |---|---|---|---|---|
 | freshness: accepted → visible in results (ms) | ${percentile(freshness, 50)} | ${percentile(freshness, 95)} | ${percentile(freshness, 99)} | ${Math.max(...freshness)} |
 | ingest: POST /v1/batch → 202 (ms) | ${percentile(ingestLatencies, 50)} | ${percentile(ingestLatencies, 95)} | ${percentile(ingestLatencies, 99)} | ${Math.round(Math.max(...ingestLatencies))} |
 
-Freshness is measured at the reader's 50 ms polling resolution.
+Freshness is measured at the reader's 50 ms polling resolution. Peak RSS over the run (VmHWM of the node process running each app, run as ${RUNNER}): ${memory.join(', ')}.
 `);
   } finally {
     await jobs.close();
   }
-} finally {
-  await Promise.all(apps.map((app) => app.stop()));
-  await queuePrefix.remove();
-  await database.drop();
-}
+});

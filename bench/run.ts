@@ -4,16 +4,21 @@
  * BENCHMARKS.md between the results markers, with the machine they ran on. The
  * notes outside the markers (decisions and their figures) are kept as they are.
  *
- *   pnpm bench [--quick]     --quick: short runs, to check the suite works
+ *   pnpm bench [--quick] [--out FILE]
+ *     --quick: short runs (100k events at most), to check the suite works
+ *     --out:   write the updated file there instead of BENCHMARKS.md (the notes are still BENCHMARKS.md's)
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const quick = process.argv.includes('--quick');
+// Positionals allowed: `pnpm bench -- --quick` passes the `--` through.
+const { values: options } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } }, allowPositionals: true });
+const quick = options.quick || process.argv.includes('--quick');
 
 const scenarios: { title: string; script: string; args: string[]; quickArgs: string[] }[] = [
   { title: 'Freshness', script: 'bench/freshness.ts', args: ['--seconds', '60'], quickArgs: ['--seconds', '10'] },
@@ -22,6 +27,24 @@ const scenarios: { title: string; script: string; args: string[]; quickArgs: str
     script: 'bench/insert-methods.ts',
     args: ['--batches', '200', '--size', '2500', '--rounds', '3', '--lanes', '4'],
     quickArgs: ['--batches', '20', '--size', '1000', '--rounds', '1', '--lanes', '2'],
+  },
+  {
+    title: 'Query latency',
+    script: 'bench/query-latency.ts',
+    args: ['--events', '1000000,10000000', '--requests', '500'],
+    quickArgs: ['--events', '100000', '--requests', '100', '--budget', '2'],
+  },
+  {
+    title: 'Ingest throughput',
+    script: 'bench/ingest-throughput.ts',
+    args: ['--events', '1000000,10000000'],
+    quickArgs: ['--events', '100000'],
+  },
+  {
+    title: 'Export',
+    script: 'bench/export-memory.ts',
+    args: ['--events', '1000000,10000000'],
+    quickArgs: ['--events', '100000'],
   },
 ];
 
@@ -55,11 +78,12 @@ const results = [
 
 const file = join(root, 'BENCHMARKS.md');
 const current = readFileSync(file, 'utf8');
+const target = options.out === undefined ? file : resolve(options.out);
 const start = current.indexOf('<!-- results:start');
 const end = current.indexOf('<!-- results:end -->');
 const updated =
   start >= 0 && end > start
     ? current.slice(0, start) + results + current.slice(end + '<!-- results:end -->'.length)
     : `${current.trimEnd()}\n\n${results}\n`;
-writeFileSync(file, updated);
-process.stderr.write('BENCHMARKS.md updated\n');
+writeFileSync(target, updated);
+process.stderr.write(`${target} written\n`);
