@@ -133,6 +133,48 @@ function unstorable(event: object): string | undefined {
   return undefined;
 }
 
+/**
+ * One quick pass over an event, for the common case where all is well: -1 if
+ * `unstorable` would find something (it then says what and where), else an upper
+ * bound of the event's JSON size in UTF-8 bytes, so that the exact size (a
+ * JSON.stringify of the event) is needed only when the bound passes the limit.
+ * A UTF-16 unit never takes more than 6 bytes in JSON (`\u001f`); a number never
+ * more than 24 characters. Recursive, but never deeper than MAX_EVENT_DEPTH + 1.
+ */
+function quickScan(value: unknown, depth: number): number {
+  switch (typeof value) {
+    case 'string':
+      return value.includes('\u0000') || !value.isWellFormed() ? -1 : 6 * value.length + 2;
+    case 'number':
+      return 24;
+    case 'boolean':
+      return 5;
+    case 'object': {
+      if (value === null) return 4;
+      if (depth >= MAX_EVENT_DEPTH) return -1;
+      let bytes = 2;
+      if (Array.isArray(value)) {
+        for (const child of value) {
+          const size = quickScan(child, depth + 1);
+          if (size < 0) return -1;
+          bytes += size + 1;
+        }
+        return bytes;
+      }
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue;
+        if (key.includes('\u0000') || !key.isWellFormed()) return -1;
+        const size = quickScan((value as Record<string, unknown>)[key], depth + 1);
+        if (size < 0) return -1;
+        bytes += 6 * key.length + 4 + size;
+      }
+      return bytes;
+    }
+    default:
+      return 0;
+  }
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
@@ -174,11 +216,13 @@ export function normalizeEvent(
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { errors: ['event: must be a JSON object'] };
   }
-  const problem = unstorable(raw);
-  if (problem) return { errors: [problem] };
-  const bytes = Buffer.byteLength(JSON.stringify(raw));
-  if (bytes > limits.maxEventBytes) {
-    return { errors: [`event: is ${bytes} bytes, more than the limit of ${limits.maxEventBytes}`] };
+  const bound = quickScan(raw, 0);
+  if (bound < 0) return { errors: [unstorable(raw) ?? 'event: cannot be stored'] };
+  if (bound > limits.maxEventBytes) {
+    const bytes = Buffer.byteLength(JSON.stringify(raw));
+    if (bytes > limits.maxEventBytes) {
+      return { errors: [`event: is ${bytes} bytes, more than the limit of ${limits.maxEventBytes}`] };
+    }
   }
   if (!eventChecker.Check(raw)) return { errors: describeErrors(eventChecker.Errors(raw)) };
 

@@ -208,6 +208,25 @@ describe('what Postgres could not store', () => {
     expect(errorsOf(event, { limits: { ...limits, maxEventBytes: bytes } })).toEqual([]);
   });
 
+  it('holds the limit to the byte for any properties: accepted at their exact size, refused one byte below', () => {
+    // Any JSON, including text JSON escapes (control characters, quotes, backslashes) and
+    // characters of 2, 3 and 4 UTF-8 bytes, where a size estimate could go wrong.
+    const text = fc.string({ unit: fc.constantFrom('a', '"', '\\', '\n', '\u0001', '\u001f', 'é', '€', '😀', '\u2028') });
+    const properties = fc.dictionary(text, fc.jsonValue({ maxDepth: 4 }).chain((v) => fc.oneof(fc.constant(v), text)), { maxKeys: 8 });
+    fc.assert(
+      fc.property(properties, (props) => {
+        // Through JSON, as the API receives it (no -0, no undefined).
+        const event = JSON.parse(JSON.stringify({ ...pageview, properties: props })) as typeof pageview;
+        const bytes = Buffer.byteLength(JSON.stringify(event));
+        expect(errorsOf(event, { limits: { ...limits, maxEventBytes: bytes } })).toEqual([]);
+        expect(errorsOf(event, { limits: { ...limits, maxEventBytes: bytes - 1 } })).toEqual([
+          `event: is ${bytes} bytes, more than the limit of ${bytes - 1}`,
+        ]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('measures the limit in UTF-8 bytes, not characters', () => {
     const event = { ...pageview, properties: { note: 'é'.repeat(600) } };
     expect(errorsOf(event, { limits: { ...limits, maxEventBytes: 1_000 } })).toEqual([expect.stringMatching(/^event: is \d+ bytes/)]);
