@@ -269,7 +269,9 @@ export function startMeasuredApp(root: string, name: string, env: Record<string,
     execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
     built = true;
   }
-  return startApp(name, env, { built: !RUN_SOURCES });
+  // BENCH_NODE_OPTIONS: V8 flags for the apps (their environment is theirs alone otherwise).
+  const nodeOptions = process.env.BENCH_NODE_OPTIONS;
+  return startApp(name, nodeOptions ? { ...env, NODE_OPTIONS: nodeOptions } : env, { built: !RUN_SOURCES });
 }
 
 /**
