@@ -394,7 +394,7 @@ The same generated traffic (\`bench/generate.ts\`, seed ${args.seed}: sessions o
   const tenM = results.find((r) => r.events === 10_000_000);
   const largest = tenM ?? last;
   out.push(`
-Targets (issue 6), on \`GET …/results\`:
+Targets, on \`GET …/results\`:
 
 | target | measured | met |
 |---|---|---|
