@@ -29,7 +29,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createProject, rawExperimentResults, rollUpPending, type Database } from '@tally/db';
-import { createTestDatabase } from '@tally/testing';
+import { createTestDatabase, seededRandom } from '@tally/testing';
 import { acquire, runScenario } from './harness.js';
 
 // ---------------------------------------------------------------------------
@@ -84,17 +84,6 @@ const GOALS = [
   { goal: 'add-to-cart', weight: 0.2 },
 ];
 
-/** mulberry32: small, fast, and the same numbers on every machine. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 /** Four random bytes, in hex. */
@@ -120,7 +109,7 @@ export function chunkCount(options: TrafficOptions): number {
 export function trafficChunk(options: TrafficOptions, index: number): TrafficEvent[] {
   const quota = Math.min(options.chunkEvents, options.events - index * options.chunkEvents);
   // Distinct, well-mixed seeds per chunk (the golden-ratio step spreads neighbours).
-  const next = random((options.seed * 0x9e3779b1 + index * 0x85ebca6b + 1) >>> 0);
+  const next = seededRandom((options.seed * 0x9e3779b1 + index * 0x85ebca6b + 1) >>> 0);
   const rangeMs = options.days * 86_400_000;
   const sliceMs = rangeMs / chunkCount(options);
   const sliceStart = options.endMs - rangeMs + index * sliceMs;

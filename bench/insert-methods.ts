@@ -21,7 +21,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createProject, insertEvents, insertEventsByCopy, insertEventsByUnnest, type Database } from '@tally/db';
-import { createTestDatabase } from '@tally/testing';
+import { createTestDatabase, seededRandom } from '@tally/testing';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,17 +54,6 @@ const METHODS: Record<string, InsertMethod> = {
 // Workload.
 // ---------------------------------------------------------------------------
 
-/** mulberry32: the same batches for every method and every round. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hex = (next: () => number, length: number) => {
   let out = '';
@@ -83,7 +72,7 @@ const GOALS = ['purchase', 'signup', 'add-to-cart'];
 
 /** Fresh events of batch `index`: one batch is one client flush, mostly a few sessions' pageviews. */
 function freshBatch(index: number): StoredEvent[] {
-  const next = random(index + 1);
+  const next = seededRandom(index + 1);
   const sessions = Array.from({ length: 50 }, () => `s-${hex(next, 16)}`);
   return Array.from({ length: SIZE }, (): StoredEvent => {
     const sessionId = sessions[Math.floor(next() * sessions.length)]!;

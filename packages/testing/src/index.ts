@@ -85,3 +85,4 @@ export { freePort, spawnApp, startApp, type RunningApp, type SpawnedApp, type Sp
 export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 export * from './histories.js';
 export * from './throwaway-servers.js';
+export { seededRandom } from './seeded-random.js';

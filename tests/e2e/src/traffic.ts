@@ -6,6 +6,8 @@
  * last few hours (so in partitions the worker has made).
  */
 
+import { seededRandom } from '@tally/testing';
+
 export const TRAFFIC_EXPERIMENTS = ['checkout-button', 'pricing-page', 'onboarding'] as const;
 export const TRAFFIC_GOALS = ['purchase', 'signup'] as const;
 
@@ -37,17 +39,6 @@ export interface TrafficOptions {
   spanMs?: number;
 }
 
-/** A small, seeded PRNG (mulberry32): the same options give the same traffic. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 export function makeTraffic({
   batches,
@@ -58,7 +49,7 @@ export function makeTraffic({
   now = Date.now(),
   spanMs = 6 * 3_600_000,
 }: TrafficOptions): Batch[] {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   return Array.from({ length: batches }, (_, b) => ({
     events: Array.from({ length: eventsPerBatch }, (_, i): WireEvent => {
