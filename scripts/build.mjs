@@ -1,8 +1,8 @@
 /**
  * `npm run build`: bundles each app into `apps/<app>/dist/main.js`, to run with
  * plain `node` in production. Running the TypeScript sources through tsx costs
- * every process a loader and a second (parent) process: about 60 MB more resident
- * memory per app, measured in BENCHMARKS.md.
+ * every app a loader (its process starts about 50 MB larger) and a second, parent
+ * process of about 50 MB, as measured in BENCHMARKS.md.
  *
  * Tally's own packages are bundled (they are TypeScript sources); every other
  * package stays an import from node_modules, as installed.
@@ -18,7 +18,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const APPS = ['ingest-api', 'worker', 'query-api', 'dashboard', 'cli'];
+const APPS = ['ingest-api', 'worker', 'query-api', 'dashboard', 'cli'];
 
 const SKIP = Symbol('resolving');
 
