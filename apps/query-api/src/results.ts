@@ -1,5 +1,5 @@
 import {
-  experimentResults,
+  experimentResultsAsOf,
   experimentTimeseries,
   listExperiments,
   rollupAsOf,
@@ -57,11 +57,8 @@ export function summaryResultsSource(db: Database): ResultsSource {
         return { experiments: byKey(experiments, (e) => e.experimentId), asOf: await rollupAsOf(reader) };
       }),
 
-    experimentResults: (projectId, experimentId, goal) =>
-      snapshot(async (reader) => {
-        const found = await experimentResults(reader, projectId, experimentId, goal);
-        return found && { ...found, asOf: await rollupAsOf(reader) };
-      }),
+    // One statement is one snapshot already (see experimentResultsAsOf): no transaction needed.
+    experimentResults: (projectId, experimentId, goal) => experimentResultsAsOf(db, projectId, experimentId, goal),
 
     experimentTimeseries: (projectId, experimentId, interval, goal) =>
       snapshot(async (reader) => {

@@ -37,7 +37,11 @@ export async function experimentRoutes(scope: FastifyInstance, { results, settin
     // Ajv turns "Infinity" and "1e999" into Infinity and then skips its range checks on non-finite numbers.
     if (!Number.isFinite(alpha)) throw new HttpError(400, 'querystring: alpha must be greater than 0 and less than 0.5.');
     const projectId = projectIdOf(request);
-    const found = await results.experimentResults(projectId, experimentId, goal);
+    // Side by side: the settings do not depend on the results (only the statistics need both).
+    const [found, settings] = await Promise.all([
+      results.experimentResults(projectId, experimentId, goal),
+      settingsOf(projectId, experimentId),
+    ]);
     if (!found) throw noSuchExperiment(experimentId);
     const variants = orderVariants(experimentId, found.variants, control);
     const statistics = experimentStatisticsOf({
@@ -45,7 +49,7 @@ export async function experimentRoutes(scope: FastifyInstance, { results, settin
       variants,
       excludedSessions: found.excludedSessions,
       askedControl: control,
-      settings: await settingsOf(projectId, experimentId),
+      settings,
       alpha,
     });
     return {

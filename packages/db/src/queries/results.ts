@@ -11,8 +11,11 @@ import type { ExperimentCounts, VariantCounts } from './raw-results.js';
 /** Every event whose insert committed before this instant is in the summaries; the epoch before any rollup. */
 export async function rollupAsOf(db: Database): Promise<Date> {
   const [row] = await db.select({ asOf: rollupState.asOf }).from(rollupState).where(eq(rollupState.name, 'experiments'));
-  // The migration starts it at '-infinity', which no Date can hold.
-  const asOf = row?.asOf;
+  return finiteAsOf(row?.asOf);
+}
+
+/** The migration starts `as_of` at '-infinity', which no Date can hold: the epoch instead. */
+function finiteAsOf(asOf: Date | null | undefined): Date {
   return asOf && Number.isFinite(asOf.getTime()) ? asOf : new Date(0);
 }
 
@@ -22,27 +25,48 @@ export async function experimentResults(
   experimentId: string,
   goal: string | null = null,
 ): Promise<ExperimentCounts | undefined> {
-  const [totals] = await db
-    .select({ excludedSessions: experimentTotals.excludedSessions })
-    .from(experimentTotals)
-    .where(and(eq(experimentTotals.projectId, projectId), eq(experimentTotals.experimentId, experimentId)));
-  if (!totals) return undefined;
+  const found = await experimentResultsAsOf(db, projectId, experimentId, goal);
+  if (!found) return undefined;
+  const { asOf: _asOf, ...counts } = found;
+  return counts;
+}
 
+/**
+ * An experiment's results with the `asOf` they are as of, in one statement: a
+ * statement reads one snapshot, and the rollup updates the summaries and
+ * `rollup_state` in one transaction, so the numbers and `asOf` always agree,
+ * without a transaction of their own (one round trip instead of five).
+ */
+export async function experimentResultsAsOf(
+  db: Database,
+  projectId: string,
+  experimentId: string,
+  goal: string | null = null,
+): Promise<(ExperimentCounts & { asOf: Date }) | undefined> {
   const rows = await db
-    .select()
-    .from(experimentVariantTotals)
-    .where(
+    .select({
+      asOf: sql`(SELECT ${rollupState.asOf} FROM ${rollupState} WHERE ${rollupState.name} = 'experiments')`.mapWith(rollupState.asOf),
+      excludedSessions: experimentTotals.excludedSessions,
+      variant: experimentVariantTotals,
+    })
+    .from(experimentTotals)
+    .leftJoin(
+      experimentVariantTotals,
       and(
-        eq(experimentVariantTotals.projectId, projectId),
-        eq(experimentVariantTotals.experimentId, experimentId),
+        eq(experimentVariantTotals.projectId, experimentTotals.projectId),
+        eq(experimentVariantTotals.experimentId, experimentTotals.experimentId),
         inArray(experimentVariantTotals.goal, goal === null ? [''] : ['', goal]),
       ),
     )
+    .where(and(eq(experimentTotals.projectId, projectId), eq(experimentTotals.experimentId, experimentId)))
     .orderBy(asc(experimentVariantTotals.variantKey));
+  const [first] = rows;
+  if (!first) return undefined;
 
-  const goalRows = new Map(rows.filter((r) => r.goal !== '').map((r) => [r.variantKey, r]));
+  const variantRows = rows.flatMap((r) => (r.variant ? [r.variant] : []));
+  const goalRows = new Map(variantRows.filter((r) => r.goal !== '').map((r) => [r.variantKey, r]));
   const variants: VariantCounts[] = [];
-  for (const row of rows) {
+  for (const row of variantRows) {
     // A variant whose every session turned out to be excluded keeps a zero row.
     if (row.goal !== '' || row.sessions <= 0) continue;
     const conv = goal === null ? row : goalRows.get(row.variantKey);
@@ -57,7 +81,7 @@ export async function experimentResults(
       conversionRate: convertedSessions / row.sessions,
     });
   }
-  return { experimentId, goal, excludedSessions: totals.excludedSessions, variants };
+  return { experimentId, goal, excludedSessions: first.excludedSessions, variants, asOf: finiteAsOf(first.asOf as Date | null) };
 }
 
 export interface ExperimentListItem {
