@@ -81,7 +81,7 @@ export async function deleteKeys(redisUrl: string, pattern: string): Promise<voi
 }
 
 export { waitFor } from './wait.js';
-export { freePort, spawnApp, startApp, type RunningApp, type SpawnedApp, type SpawnOptions } from './processes.js';
+export { freePort, spawnApp, startApp, startApps, type RunningApp, type SpawnedApp, type SpawnOptions } from './processes.js';
 export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 export * from './histories.js';
 export * from './throwaway-servers.js';

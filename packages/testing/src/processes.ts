@@ -91,3 +91,19 @@ export async function startApp(name: string, env: Record<string, string>, option
     },
   };
 }
+
+/**
+ * Starts several apps at once. If one fails to start, the others are stopped
+ * before the error is thrown: a test whose setup failed never leaves processes
+ * behind (they would go on working on its queue prefix after it is removed).
+ */
+export async function startApps(names: readonly string[], env: Record<string, string>, options: SpawnOptions = {}): Promise<RunningApp[]> {
+  const started = await Promise.allSettled(names.map((name) => startApp(name, env, options)));
+  const running = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+  const failed = started.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) {
+    await Promise.all(running.map((app) => app.stop()));
+    throw failed.reason;
+  }
+  return running;
+}

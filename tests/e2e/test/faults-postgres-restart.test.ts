@@ -3,7 +3,7 @@ import { createDb, createProject, migrateDatabase, type DbHandle, type ProjectKe
 import { closeQueues, createQueues, createRedis, type TallyQueues } from '@tally/queue';
 import {
   createTestQueuePrefix,
-  startApp,
+  startApps,
   startThrowawayPostgres,
   waitFor,
   type RunningApp,
@@ -50,7 +50,7 @@ describe('Postgres restarted in the middle of a stream', () => {
     producer = createRedis(prefix.redisUrl, 'producer');
     queues = createQueues(producer, prefix.prefix);
     const env = { DATABASE_URL: url, REDIS_URL: prefix.redisUrl, QUEUE_PREFIX: prefix.prefix };
-    apps = await Promise.all(['ingest-api', 'worker', 'query-api'].map((name) => startApp(name, env)));
+    apps = await startApps(['ingest-api', 'worker', 'query-api'], env);
   }, 90_000);
 
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { createProject, type ProjectKeys } from '@tally/db';
 import { closeQueues, createQueues, createRedis, type TallyQueues } from '@tally/queue';
 import {
   createTestDatabase,
-  startApp,
+  startApps,
   startThrowawayRedis,
   uniqueName,
   waitFor,
@@ -45,7 +45,7 @@ describe('Redis restarted in the middle of a stream', () => {
     queues = createQueues(monitor, prefix);
     for (const queue of Object.values(queues)) queue.on('error', () => {});
     const env = { DATABASE_URL: database.url, REDIS_URL: redis.url, QUEUE_PREFIX: prefix };
-    apps = await Promise.all(['ingest-api', 'worker'].map((name) => startApp(name, env)));
+    apps = await startApps(['ingest-api', 'worker'], env);
   }, 90_000);
 
   afterAll(async () => {

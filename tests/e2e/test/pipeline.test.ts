@@ -7,7 +7,7 @@ import { createProject, type ProjectKeys } from '@tally/db';
 import {
   createTestDatabase,
   createTestQueuePrefix,
-  startApp,
+  startApps,
   waitFor,
   type RunningApp,
   type TestDatabase,
@@ -84,9 +84,7 @@ describe.each([
       DASHBOARD_PASSWORD: 'e2e-secret',
     };
     if (built) execFileSync(process.execPath, [BUILD_SCRIPT], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const [ingest, worker, query, dashboard] = await Promise.all(
-      ['ingest-api', 'worker', 'query-api', 'dashboard'].map((name) => startApp(name, env, { built })),
-    );
+    const [ingest, worker, query, dashboard] = await startApps(['ingest-api', 'worker', 'query-api', 'dashboard'], env, { built });
     apps = { ingest: ingest!, worker: worker!, query: query!, dashboard: dashboard! };
   }, 120_000);
 
@@ -211,8 +209,9 @@ describe.each([
     expect(body.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['maintenance', 'rollup']));
   });
 
+  // Longer than the apps' own deadline for finishing in-flight work (SHUTDOWN_TIMEOUT_MS, 10 s).
   it('shuts every app down cleanly on SIGTERM', async () => {
     const codes = await Promise.all(Object.values(apps).map((app) => app.stop()));
     expect(codes).toEqual([0, 0, 0, 0]);
-  });
+  }, 30_000);
 });
