@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createTestDatabase, startApp } from '@tally/testing';
 import { DEFAULT_TRAFFIC, EXPERIMENTS, fmt, loadTally, mb, type TrafficOptions } from './generate.js';
-import { BackendCpu, ProcessWatch, acquire, cleanUp, logger, mbOfKb, owned, runScenario, runnerBaselineKb, startMeasuredApp, RUNNER } from './harness.js';
+import { BackendCpu, ProcessWatch, acquire, logger, mbOfKb, owned, runScenario, runnerBaselineKb, startMeasuredApp, RUNNER, measureEachSize } from './harness.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -185,10 +185,6 @@ Target: under ${TARGET_MB} MB during an export: ${results.map((r) => `${millions
 
 await runScenario(async () => {
   const baselineKb = await runnerBaselineKb(root);
-  const results: SizeResult[] = [];
-  for (const events of SIZES) {
-    results.push(await measure(events));
-    await cleanUp();
-  }
+  const results = await measureEachSize(SIZES, measure);
   console.log(report(results, baselineKb));
 });

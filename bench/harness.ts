@@ -89,6 +89,16 @@ export async function runScenario(main: () => Promise<void>): Promise<void> {
   }
 }
 
+/** Measures each size in turn, removing what one size made (databases, processes) before the next. */
+export async function measureEachSize<T>(sizes: readonly number[], measure: (events: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (const events of sizes) {
+    results.push(await measure(events));
+    await cleanUp();
+  }
+  return results;
+}
+
 /**
  * SIGTERM to whatever this process started that still runs (an app whose start
  * was interrupted before it was registered, a psql whose COPY was cut), by pid.

@@ -58,7 +58,7 @@ import {
   writeTrafficFiles,
   type TrafficOptions,
 } from './generate.js';
-import { BackendCpu, ProcessWatch, acquire, cleanUp, logger, mbOfKb, owned, runScenario, ownedTempDir, runnerBaselineKb, startMeasuredApp, RUNNER } from './harness.js';
+import { BackendCpu, ProcessWatch, acquire, logger, mbOfKb, owned, runScenario, ownedTempDir, runnerBaselineKb, startMeasuredApp, RUNNER, measureEachSize } from './harness.js';
 import { percentile, sleep } from './stats.js';
 
 const { values: args } = parseArgs({
@@ -502,10 +502,6 @@ Postgres backend CPU per 1,000 events (sampled every 100 ms–500 ms; the ceilin
 
 await runScenario(async () => {
   const baselineKb = await runnerBaselineKb(root);
-  const results: SizeResult[] = [];
-  for (const events of SIZES) {
-    results.push(await measure(events));
-    await cleanUp();
-  }
+  const results = await measureEachSize(SIZES, measure);
   console.log(report(results, baselineKb));
 });

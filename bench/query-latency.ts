@@ -41,7 +41,8 @@ import {
   type ExperimentListItem,
 } from '@tally/db';
 import { createTestDatabase, type RunningApp } from '@tally/testing';
-import { ProcessWatch, acquire, cleanUp, logger, mbOfKb, owned, runScenario, runnerBaselineKb, startMeasuredApp, RUNNER } from './harness.js';
+import { ProcessWatch, acquire, logger, mbOfKb, owned, runScenario, runnerBaselineKb, startMeasuredApp, RUNNER, measureEachSize } from './harness.js';
+import { exactPercentile } from './stats.js';
 import { DEFAULT_TRAFFIC, EXPERIMENTS, fmt, loadTally, mb, type TallyLoad, type TrafficOptions } from './generate.js';
 import {
   SEED_INDEXES,
@@ -81,12 +82,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Measuring.
 // ---------------------------------------------------------------------------
 
-/** Nearest-rank percentile, unrounded (bench/stats.ts rounds to whole ms, too coarse here). */
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
 /** Milliseconds, with the digits that mean something at that size. */
 const ms = (value: number) => (value < 10 ? fmt(value, 2) : value < 100 ? fmt(value, 1) : fmt(value));
 
@@ -95,7 +90,7 @@ interface Timing {
   p50: number;
   p99: number;
 }
-const timing = (samples: number[]): Timing => ({ runs: samples.length, p50: percentile(samples, 50), p99: percentile(samples, 99) });
+const timing = (samples: number[]): Timing => ({ runs: samples.length, p50: exactPercentile(samples, 50), p99: exactPercentile(samples, 99) });
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
@@ -434,12 +429,9 @@ The plan's \`REFRESH MATERIALIZED VIEW CONCURRENTLY experiment_variant_stats\` $
 
 await runScenario(async () => {
   const baselineKb = await runnerBaselineKb(root);
-  const results: SizeResult[] = [];
+  let results: SizeResult[];
   try {
-    for (const events of SIZES) {
-      results.push(await measure(events));
-      await cleanUp();
-    }
+    results = await measureEachSize(SIZES, measure);
   } finally {
     agent.destroy();
   }

@@ -26,13 +26,15 @@ export async function insertEventsByCopy(
   if (events.length === 0) return 0;
   const client = await db.$client.connect();
   try {
+    // Built once: the staging table takes the same rows.
+    const rows = copyRows(projectId, receivedAt, events);
     let inserted: number;
     try {
-      await pipeline(Readable.from([directRows(projectId, receivedAt, events)]), client.query(copyFrom(COPY_INTO_EVENTS)));
+      await pipeline(Readable.from([rows]), client.query(copyFrom(COPY_INTO_EVENTS)));
       inserted = events.length;
     } catch (error) {
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
-      inserted = await insertThroughStaging(client, projectId, receivedAt, events);
+      inserted = await insertThroughStaging(client, rows);
     }
     client.release();
     return inserted;
@@ -50,20 +52,15 @@ const UNIQUE_VIOLATION = '23505';
  * In one transaction: `COPY` into a temporary staging table, then one
  * `INSERT … SELECT … ON CONFLICT DO NOTHING` into the partitioned table.
  */
-async function insertThroughStaging(
-  client: pg.PoolClient,
-  projectId: string,
-  receivedAt: number,
-  events: readonly StoredEvent[],
-): Promise<number> {
+async function insertThroughStaging(client: pg.PoolClient, rows: string): Promise<number> {
   if (!sessionsWithStaging.has(client)) {
     await client.query(CREATE_STAGING);
     sessionsWithStaging.add(client);
   }
   await client.query('BEGIN');
-  await pipeline(Readable.from([copyRows(events)]), client.query(copyFrom(COPY_INTO_STAGING)));
+  await pipeline(Readable.from([rows]), client.query(copyFrom(COPY_INTO_STAGING)));
   // Named: each pooled connection parses and plans it once.
-  const result = await client.query({ name: 'tally-insert-from-staging', text: INSERT_FROM_STAGING, values: [projectId, receivedAt] });
+  const result = await client.query({ name: 'tally-insert-from-staging', text: INSERT_FROM_STAGING });
   await client.query('COMMIT');
   return result.rowCount ?? 0;
 }
@@ -71,21 +68,6 @@ async function insertThroughStaging(
 /** `seq` is left to its default: every row draws its number from the sequence, as in every other insert. */
 const COPY_INTO_EVENTS = `COPY analytics_events (project_id, event_id, event_type, session_id, view_id, experiment_id,
   variant_key, goal, properties, event_time, client_time, received_at) FROM STDIN`;
-
-/** The batch as rows of analytics_events in COPY's text format; times as ISO-8601 in UTC. */
-function directRows(projectId: string, receivedAt: number, events: readonly StoredEvent[]): string {
-  const project = copyText(projectId);
-  const received = new Date(receivedAt).toISOString();
-  let rows = '';
-  for (const e of events) {
-    const properties = e.properties === null ? null : JSON.stringify(e.properties);
-    rows +=
-      `${project}\t${copyText(e.eventId)}\t${copyText(e.eventType)}\t${copyText(e.sessionId)}\t${copyText(e.viewId)}\t` +
-      `${copyText(e.experimentId)}\t${copyText(e.variantKey)}\t${copyText(e.goal)}\t${copyText(properties)}\t` +
-      `${new Date(e.timestamp).toISOString()}\t${new Date(e.clientTimestamp).toISOString()}\t${received}\n`;
-  }
-  return rows;
-}
 
 /**
  * One staging table per session, made once: `ON COMMIT DELETE ROWS` empties it at
@@ -95,8 +77,8 @@ const sessionsWithStaging = new WeakSet<pg.PoolClient>();
 
 const CREATE_STAGING = `
   CREATE TEMP TABLE IF NOT EXISTS tally_events_staging (
-    event_id text, event_type text, session_id text, view_id text, experiment_id text, variant_key text,
-    goal text, properties jsonb, event_ms bigint, client_ms bigint
+    project_id uuid, event_id text, event_type text, session_id text, view_id text, experiment_id text,
+    variant_key text, goal text, properties jsonb, event_time timestamptz, client_time timestamptz, received_at timestamptz
   ) ON COMMIT DELETE ROWS`;
 
 const COPY_INTO_STAGING = 'COPY pg_temp.tally_events_staging FROM STDIN';
@@ -104,23 +86,25 @@ const COPY_INTO_STAGING = 'COPY pg_temp.tally_events_staging FROM STDIN';
 const INSERT_FROM_STAGING = `
   INSERT INTO analytics_events (project_id, event_id, event_type, session_id, view_id, experiment_id,
     variant_key, goal, properties, event_time, client_time, received_at)
-  SELECT $1::uuid, s.event_id, s.event_type::event_type, s.session_id, s.view_id, s.experiment_id,
-    s.variant_key, s.goal, s.properties,
-    timestamptz 'epoch' + s.event_ms * interval '1 millisecond',
-    timestamptz 'epoch' + s.client_ms * interval '1 millisecond',
-    timestamptz 'epoch' + $2::bigint * interval '1 millisecond'
+  SELECT s.project_id, s.event_id, s.event_type::event_type, s.session_id, s.view_id, s.experiment_id,
+    s.variant_key, s.goal, s.properties, s.event_time, s.client_time, s.received_at
   FROM pg_temp.tally_events_staging s
   ON CONFLICT DO NOTHING`;
 
-/** The batch in COPY's text format: tab-separated columns, `\N` for NULL. */
-function copyRows(events: readonly StoredEvent[]): string {
+/**
+ * The batch as rows of analytics_events (the columns of COPY_INTO_EVENTS) in COPY's
+ * text format: tab-separated, `\N` for NULL, times as ISO-8601 in UTC.
+ */
+function copyRows(projectId: string, receivedAt: number, events: readonly StoredEvent[]): string {
+  const project = copyText(projectId);
+  const received = new Date(receivedAt).toISOString();
   let rows = '';
   for (const e of events) {
     const properties = e.properties === null ? null : JSON.stringify(e.properties);
     rows +=
-      `${copyText(e.eventId)}\t${copyText(e.eventType)}\t${copyText(e.sessionId)}\t${copyText(e.viewId)}\t` +
+      `${project}\t${copyText(e.eventId)}\t${copyText(e.eventType)}\t${copyText(e.sessionId)}\t${copyText(e.viewId)}\t` +
       `${copyText(e.experimentId)}\t${copyText(e.variantKey)}\t${copyText(e.goal)}\t${copyText(properties)}\t` +
-      `${e.timestamp}\t${e.clientTimestamp}\n`;
+      `${new Date(e.timestamp).toISOString()}\t${new Date(e.clientTimestamp).toISOString()}\t${received}\n`;
   }
   return rows;
 }
