@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { JobPayload } from '@tally/contracts';
+import type { IngestBatchRows } from '@tally/contracts';
 import type { Logger } from '@tally/logger';
 import { addJob, type TallyQueues } from '@tally/queue';
 import { HttpError } from '@tally/server';
@@ -35,15 +35,15 @@ export function createEnqueuer({ queues, redis, logger, metrics, checkOverload, 
       'retry-after': String(RETRY_AFTER_UNAVAILABLE_S),
     });
 
-  const checkRate = async ({ projectId, events }: JobPayload<'ingest-batch'>) => {
+  const checkRate = async ({ projectId, count }: IngestBatchRows) => {
     if (!rateLimiter) return;
-    const decision = await rateLimiter.take(projectId, events.length);
+    const decision = await rateLimiter.take(projectId, count);
     if (decision === undefined || decision.allowed) return;
     metrics.refusals.inc({ reason: 'rate_limit' });
     if ('tooLarge' in decision) {
       throw new HttpError(
         413,
-        `The batch has ${events.length} valid events, more than the ${rateLimiter.limit} this project may send in a minute ` +
+        `The batch has ${count} valid events, more than the ${rateLimiter.limit} this project may send in a minute ` +
           `(rate limit: RATE_LIMIT_EVENTS_PER_MINUTE); split it into smaller batches.`,
       );
     }
@@ -51,12 +51,12 @@ export function createEnqueuer({ queues, redis, logger, metrics, checkOverload, 
     throw new HttpError(
       429,
       `Rate limit: this project may send ${rateLimiter.limit} events per minute (RATE_LIMIT_EVENTS_PER_MINUTE) and has ` +
-        `sent about ${decision.counted} in the last minute; these ${events.length} events fit in ${seconds} s, send this batch again then.`,
+        `sent about ${decision.counted} in the last minute; these ${count} events fit in ${seconds} s, send this batch again then.`,
       { 'retry-after': String(seconds) },
     );
   };
 
-  return async (payload: JobPayload<'ingest-batch'>): Promise<string | undefined> => {
+  return async (payload: IngestBatchRows): Promise<string | undefined> => {
     // BullMQ waits for a connection that is not ready yet, however long that takes: refuse instead.
     if (redis.status !== 'ready') throw unavailable();
     await checkOverload();

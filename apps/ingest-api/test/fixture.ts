@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createProject, type Database, type ProjectKeys } from '@tally/db';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { IngestBatchRows, type StoredEvent } from '@tally/contracts';
+import { createProject, eventsOfRows, type Database, type ProjectKeys } from '@tally/db';
 import { createLogger } from '@tally/logger';
 import { closeQueues, createQueues, createRedis, QUEUES, type TallyQueues } from '@tally/queue';
 import { createTestDatabase, createTestQueuePrefix, type TestDatabase, type TestQueuePrefix } from '@tally/testing';
@@ -115,4 +117,19 @@ export async function metricValue(app: IngestApp, series: string): Promise<numbe
   const { body } = await app.inject({ url: '/metrics' });
   const line = body.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
+const rowsPayload = TypeCompiler.Compile(IngestBatchRows);
+
+/**
+ * An ingest job's batch, its rows decoded back into events. Throws unless the job
+ * is in the form the worker stores as it is, with rows that agree with the payload.
+ */
+export function queuedBatch(job: Job): IngestBatchRows & { events: StoredEvent[] } {
+  if (!rowsPayload.Check(job.data)) throw new Error(`job ${job.id} is not a batch of rows: ${JSON.stringify(job.data).slice(0, 200)}`);
+  const decoded = eventsOfRows(job.data.rows);
+  if (decoded.projectId !== job.data.projectId || decoded.receivedAt !== job.data.receivedAt || decoded.events.length !== job.data.count) {
+    throw new Error(`job ${job.id}: its rows disagree with its payload`);
+  }
+  return { ...job.data, events: decoded.events };
 }

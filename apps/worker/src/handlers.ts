@@ -4,7 +4,9 @@ import { DAY_MS } from '@tally/config';
 import {
   dropExpiredPartitions,
   ensurePartitions,
-  insertEvents,
+  encodeEventRows,
+  EventRowsError,
+  insertEventRows,
   moveOutDefaultPartition,
   PartitionLockError,
   rollUpPending,
@@ -63,13 +65,20 @@ export function createHandlers({
   rollupWindowEvents,
 }: HandlerDependencies): JobHandlers {
   return {
-    'ingest-batch': async ({ projectId, receivedAt, events }, job) => {
+    'ingest-batch': async (payload, job) => {
+      const { projectId } = payload;
+      // Rows as the ingest API queues them; events as an ingest API of an earlier version did.
+      const { rows, count } =
+        'rows' in payload
+          ? payload
+          : { rows: encodeEventRows(projectId, payload.receivedAt, payload.events), count: payload.events.length };
       const endTimer = metrics.insertDuration.startTimer();
       let inserted: number;
       try {
-        inserted = await insertEvents(db, projectId, receivedAt, events);
+        inserted = await insertEventRows(db, rows, count);
       } catch (error) {
-        // A data exception (class 22) or a broken constraint (class 23) fails the same way on every attempt.
+        // A data exception (class 22), a broken constraint (class 23) or malformed rows fail the same way on every attempt.
+        if (error instanceof EventRowsError) throw new UnrecoverableError(`The batch's rows are malformed: ${error.message}`);
         const state = sqlState(error);
         if (state?.startsWith('22') || state?.startsWith('23')) {
           throw new UnrecoverableError(`Postgres refused the batch: ${(error as Error).message}`);
@@ -77,10 +86,10 @@ export function createHandlers({
         throw error;
       }
       endTimer();
-      const duplicates = events.length - inserted;
+      const duplicates = count - inserted;
       metrics.eventsInserted.inc(inserted);
       metrics.duplicatesSkipped.inc(duplicates);
-      logger.debug({ jobId: job.id, projectId, events: events.length, inserted, duplicates }, 'batch inserted');
+      logger.debug({ jobId: job.id, projectId, events: count, inserted, duplicates }, 'batch inserted');
       return { inserted, duplicates };
     },
 

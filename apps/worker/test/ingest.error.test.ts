@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type DbHandle } from '@tally/db';
+import { createDb, encodeEventRows, type DbHandle } from '@tally/db';
 import { addJob, JOBS } from '@tally/queue';
 import { waitFor } from '@tally/testing';
 import { byEventId, createFixture, makeEvents, settled, storedEvents, type Fixture } from './fixtures.js';
@@ -84,6 +84,26 @@ describe('ingest-batch jobs that cannot or do not succeed at once', () => {
     const failed = await settled(fx.queues.ingest, job.id);
     expect(failed.attemptsMade).toBe(1);
     expect(failed.failedReason).toMatch(/^Postgres refused the batch: /);
+    expect(await storedEvents(fx.database, projectId)).toEqual([]);
+  });
+
+  it('fails once a batch whose rows are malformed, unnest or COPY size, storing none of it', async () => {
+    const projectId = randomUUID();
+    const receivedAt = Date.now();
+    const small = encodeEventRows(projectId, receivedAt, makeEvents(3));
+    const large = encodeEventRows(projectId, receivedAt, makeEvents(1_000));
+    const jobs = await Promise.all([
+      // A field short: the worker decodes small batches itself.
+      addJob(fx.queues, 'ingest-batch', { projectId, receivedAt, count: 4, rows: `${small}only|two\n` }),
+      // A time that is no time ("yesterday" would be one), in the 1,000th row: COPY refuses the whole batch.
+      addJob(fx.queues, 'ingest-batch', { projectId, receivedAt, count: 1_000, rows: large.replace(/\|[^|]+\n$/, '|soon\n') }),
+    ]);
+
+    const [unnest, copy] = (await Promise.all(jobs.map((job) => settled(fx.queues.ingest, job.id)))) as [Job, Job];
+    expect(unnest.attemptsMade).toBe(1);
+    expect(unnest.failedReason).toBe("The batch's rows are malformed: row 4 has 2 fields, not 12");
+    expect(copy.attemptsMade).toBe(1);
+    expect(copy.failedReason).toMatch(/^Postgres refused the batch: invalid input syntax for type timestamp with time zone: "soon"/);
     expect(await storedEvents(fx.database, projectId)).toEqual([]);
   });
 

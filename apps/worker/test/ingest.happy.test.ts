@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IngestBatchRows, StoredEvent } from '@tally/contracts';
+import { encodeEventRows } from '@tally/db';
 import { addJob } from '@tally/queue';
 import type { RunningWorker } from '../src/app.js';
 import { byEventId, createFixture, makeEvents, settled, storedEvents, type Fixture } from './fixtures.js';
+
+/** A batch as the ingest API queues it. */
+function rowsOf(projectId: string, events: StoredEvent[], receivedAt = Date.now()): IngestBatchRows {
+  return { projectId, receivedAt, count: events.length, rows: encodeEventRows(projectId, receivedAt, events) };
+}
 
 describe('ingest-batch jobs', () => {
   let fx: Fixture;
@@ -17,7 +24,7 @@ describe('ingest-batch jobs', () => {
   it('stores every event of a batch exactly as queued', async () => {
     const projectId = randomUUID();
     const events = makeEvents(300);
-    const job = await addJob(fx.queues, 'ingest-batch', { projectId, receivedAt: Date.now(), events });
+    const job = await addJob(fx.queues, 'ingest-batch', rowsOf(projectId, events));
 
     const done = await settled(fx.queues.ingest, job.id);
     expect(await done.getState()).toBe('completed');
@@ -28,7 +35,7 @@ describe('ingest-batch jobs', () => {
   it('stores a batch enqueued twice only once, and says so in the second result', async () => {
     const projectId = randomUUID();
     const events = makeEvents(50);
-    const payload = { projectId, receivedAt: Date.now(), events };
+    const payload = rowsOf(projectId, events);
 
     const first = await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', payload)).id);
     const second = await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', payload)).id);
@@ -41,10 +48,10 @@ describe('ingest-batch jobs', () => {
   it('counts events partly seen before as duplicates and stores the rest', async () => {
     const projectId = randomUUID();
     const events = makeEvents(20);
-    await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', { projectId, receivedAt: Date.now(), events: events.slice(0, 12) })).id);
+    await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', rowsOf(projectId, events.slice(0, 12)))).id);
     const overlapping = await settled(
       fx.queues.ingest,
-      (await addJob(fx.queues, 'ingest-batch', { projectId, receivedAt: Date.now(), events: events.slice(8) })).id,
+      (await addJob(fx.queues, 'ingest-batch', rowsOf(projectId, events.slice(8)))).id,
     );
 
     expect(overlapping.returnvalue).toEqual({ inserted: 8, duplicates: 4 });
@@ -56,7 +63,7 @@ describe('ingest-batch jobs', () => {
     const [event] = makeEvents(1);
     const done = await settled(
       fx.queues.ingest,
-      (await addJob(fx.queues, 'ingest-batch', { projectId, receivedAt: Date.now(), events: [event!, event!] })).id,
+      (await addJob(fx.queues, 'ingest-batch', rowsOf(projectId, [event!, event!]))).id,
     );
 
     expect(done.returnvalue).toEqual({ inserted: 1, duplicates: 1 });
@@ -67,20 +74,40 @@ describe('ingest-batch jobs', () => {
     const [a, b] = [randomUUID(), randomUUID()];
     const [event] = makeEvents(1);
     const later = { ...event!, clientTimestamp: event!.clientTimestamp + 1, timestamp: event!.timestamp + 1 };
-    await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', { projectId: a, receivedAt: Date.now(), events: [event!, later] })).id);
-    await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', { projectId: b, receivedAt: Date.now(), events: [event!] })).id);
+    await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', rowsOf(a, [event!, later]))).id);
+    await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', rowsOf(b, [event!]))).id);
 
     expect(await storedEvents(fx.database, a)).toHaveLength(2);
     expect(await storedEvents(fx.database, b)).toEqual([event]);
   });
 
+  it('stores a batch of COPY size, and one sent again whole or in part, once', async () => {
+    const projectId = randomUUID();
+    const events = makeEvents(1_500);
+    const first = await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', rowsOf(projectId, events.slice(0, 1_200)))).id);
+    const again = await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', rowsOf(projectId, events))).id);
+
+    expect(first.returnvalue).toEqual({ inserted: 1_200, duplicates: 0 });
+    expect(again.returnvalue).toEqual({ inserted: 300, duplicates: 1_200 });
+    expect(await storedEvents(fx.database, projectId)).toEqual(byEventId(events));
+  });
+
+  it('stores a batch queued as events, as an ingest API before rows queued it (jobs waiting through an upgrade)', async () => {
+    const projectId = randomUUID();
+    const events = makeEvents(40);
+    const done = await settled(fx.queues.ingest, (await addJob(fx.queues, 'ingest-batch', { projectId, receivedAt: Date.now(), events })).id);
+
+    expect(done.returnvalue).toEqual({ inserted: 40, duplicates: 0 });
+    expect(await storedEvents(fx.database, projectId)).toEqual(byEventId(events));
+  });
+
   it('reports what it did in the Prometheus metrics', async () => {
     const metrics = await worker.registry.metrics();
-    // 300 + 50 + 8 + 12 + 1 + 3 stored; 50 + 4 + 1 skipped, by the tests above.
-    expect(metrics).toMatch(/^tally_worker_events_inserted_total 374$/m);
-    expect(metrics).toMatch(/^tally_worker_events_duplicate_total 55$/m);
-    expect(metrics).toMatch(/^tally_worker_jobs_completed_total\{name="ingest-batch"\} 8$/m);
-    expect(metrics).toMatch(/^tally_worker_insert_duration_seconds_count 8$/m);
+    // 300 + 50 + 8 + 12 + 1 + 3 + 1,500 + 40 stored; 50 + 4 + 1 + 1,200 skipped, by the tests above.
+    expect(metrics).toMatch(/^tally_worker_events_inserted_total 1914$/m);
+    expect(metrics).toMatch(/^tally_worker_events_duplicate_total 1255$/m);
+    expect(metrics).toMatch(/^tally_worker_jobs_completed_total\{name="ingest-batch"\} 11$/m);
+    expect(metrics).toMatch(/^tally_worker_insert_duration_seconds_count 11$/m);
     expect(metrics).toMatch(/^tally_queue_jobs\{queue="ingest",state="waiting"\} 0$/m);
   });
 });

@@ -5,14 +5,37 @@ import { StoredEvent } from './events.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (value) => UUID.test(value));
 
+const projectId = Type.String({ format: 'uuid' });
+
+/**
+ * The batch as the ingest API queues it: its events already encoded as rows of
+ * analytics_events in COPY's text format (encodeEventRows in @tally/db), which the
+ * worker stores as they are.
+ */
+export const IngestBatchRows = Type.Object({
+  projectId,
+  receivedAt: Type.Integer(),
+  /** How many rows (events) `rows` holds. */
+  count: Type.Integer({ minimum: 1 }),
+  rows: Type.String({ minLength: 1 }),
+});
+export type IngestBatchRows = Static<typeof IngestBatchRows>;
+
+/**
+ * The batch as events, the form ingest jobs had before rows. The worker still takes
+ * it, so that jobs queued by an earlier ingest API are stored after an upgrade.
+ */
+export const IngestBatchEvents = Type.Object({
+  projectId,
+  receivedAt: Type.Integer(),
+  events: Type.Array(StoredEvent, { minItems: 1 }),
+});
+export type IngestBatchEvents = Static<typeof IngestBatchEvents>;
+
 /** Payloads of every job, by job name: producers and the worker share these. */
 export const jobPayloads = {
   /** A validated batch from `POST /v1/batch`, to be inserted idempotently. */
-  'ingest-batch': Type.Object({
-    projectId: Type.String({ format: 'uuid' }),
-    receivedAt: Type.Integer(),
-    events: Type.Array(StoredEvent, { minItems: 1 }),
-  }),
+  'ingest-batch': Type.Union([IngestBatchRows, IngestBatchEvents]),
   /** Premake time partitions ahead of the clock. */
   'maintain-partitions': Type.Object({}),
   /** Fold the events inserted since the last run into the experiment summaries. */

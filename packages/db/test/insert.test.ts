@@ -3,14 +3,22 @@ import type { StoredEvent } from '@tally/contracts';
 import {
   COPY_FROM_EVENTS,
   createProject,
+  encodeEventRows,
   insertEvents,
-  insertEventsByCopy,
-  insertEventsByUnnest,
+  insertRowsByCopy,
+  insertRowsByUnnest,
+  type Database,
 } from '@tally/db';
 import { createTestDatabase, type TestDatabase } from '@tally/testing';
 
 /** Text that COPY's format or array literals give a meaning to, and text they do not. */
-const AWKWARD = ['tab\there', 'back\\slash', 'line\nbreak\r\n', '"quoted", {braced}', 'NULL', '\\N', 'ünïcödé 🎉', ''];
+const AWKWARD = ['tab\there', 'pipe|here', 'octal \\174', 'back\\slash', 'line\nbreak\r\n', '"quoted", {braced}', 'NULL', '\\N', 'ünïcödé 🎉', ''];
+
+/** Each method, given the events as the ingest API would encode them. */
+const insertEventsByCopy = (db: Database, projectId: string, receivedAt: number, batch: StoredEvent[]) =>
+  insertRowsByCopy(db, encodeEventRows(projectId, receivedAt, batch));
+const insertEventsByUnnest = (db: Database, projectId: string, receivedAt: number, batch: StoredEvent[]) =>
+  insertRowsByUnnest(db, encodeEventRows(projectId, receivedAt, batch));
 
 function events(prefix: string, n: number): StoredEvent[] {
   const t = Date.UTC(2026, 10, 24, 12);

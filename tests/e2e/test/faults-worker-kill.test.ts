@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Job } from 'bullmq';
+import type { IngestBatchRows } from '@tally/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp as buildIngestApi } from '@tally/ingest-api/app';
 import { loadIngestApiConfig } from '@tally/ingest-api/config';
@@ -144,6 +145,6 @@ describe('a worker killed with SIGKILL in the middle of a stream', () => {
     const jobs = await rowsInsertedByJobs(queues.ingest);
     expect(jobs.jobs).toBe(before.length + burst.length + after.length);
     expect(jobs.inserted + jobs.duplicates).toBe(accepted);
-    expect(jobs.duplicates).toBeLessThanOrEqual(orphans.reduce((n, job) => n + (job.data as { events: unknown[] }).events.length, 0));
+    expect(jobs.duplicates).toBeLessThanOrEqual(orphans.reduce((n, job) => n + (job.data as IngestBatchRows).count, 0));
   }, 150_000);
 });

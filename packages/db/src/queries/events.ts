@@ -1,9 +1,11 @@
 import type { StoredEvent } from '@tally/contracts';
 import type { Database } from '../client.js';
-import { insertEventsByCopy } from './insert-copy.js';
-import { insertEventsByUnnest } from './insert-unnest.js';
+import { encodeEventRows } from './event-rows.js';
+import { insertRowsByCopy } from './insert-copy.js';
+import { insertRowsByUnnest } from './insert-unnest.js';
 
-export { insertEventsByCopy, insertEventsByUnnest };
+export { insertRowsByCopy, insertRowsByUnnest };
+export { EVENT_ROW_COLUMNS, EventRowsError, ROW_DELIMITER, decodeEventRows, encodeEventRows, eventsOfRows } from './event-rows.js';
 
 /**
  * From this many events on, a batch goes through COPY; smaller ones through
@@ -12,17 +14,22 @@ export { insertEventsByCopy, insertEventsByUnnest };
 export const COPY_FROM_EVENTS = 1_000;
 
 /**
- * Stores a batch of a project's events in one round trip, idempotently: the
+ * Stores a batch's rows (encodeEventRows) in one round trip, idempotently: the
  * conflict key (project, event id, client time) makes a retried job, or a batch a
- * client sent twice, change nothing. Returns how many rows were new.
+ * client sent twice, change nothing. `count` is how many rows there are. Returns
+ * how many were new.
  */
+export function insertEventRows(db: Database, rows: string, count: number): Promise<number> {
+  if (count === 0) return Promise.resolve(0);
+  return count >= COPY_FROM_EVENTS ? insertRowsByCopy(db, rows) : insertRowsByUnnest(db, rows);
+}
+
+/** insertEventRows for events not yet encoded. */
 export function insertEvents(
   db: Database,
   projectId: string,
   receivedAt: number,
   events: readonly StoredEvent[],
 ): Promise<number> {
-  if (events.length === 0) return Promise.resolve(0);
-  const insert = events.length >= COPY_FROM_EVENTS ? insertEventsByCopy : insertEventsByUnnest;
-  return insert(db, projectId, receivedAt, events);
+  return insertEventRows(db, encodeEventRows(projectId, receivedAt, events), events.length);
 }

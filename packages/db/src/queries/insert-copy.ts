@@ -2,11 +2,11 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { StoredEvent } from '@tally/contracts';
 import type { Database } from '../client.js';
+import { EVENT_ROW_COLUMNS, ROW_DELIMITER } from './event-rows.js';
 
 /**
- * Stores a batch by COPY; returns how many rows were new.
+ * Stores a batch's rows (event-rows.ts) by COPY; returns how many were new.
  *
  * First straight into the partitioned table, one statement, atomic on its own:
  * the common case (no event of the batch stored yet) costs Postgres what a plain
@@ -17,21 +17,15 @@ import type { Database } from '../client.js';
  * numbers the refused COPY drew are left unused: the rollup reads numbered
  * windows and does not mind gaps.
  */
-export async function insertEventsByCopy(
-  db: Database,
-  projectId: string,
-  receivedAt: number,
-  events: readonly StoredEvent[],
-): Promise<number> {
-  if (events.length === 0) return 0;
+export async function insertRowsByCopy(db: Database, rows: string): Promise<number> {
+  if (rows.length === 0) return 0;
   const client = await db.$client.connect();
   try {
-    // Built once: the staging table takes the same rows.
-    const rows = copyRows(projectId, receivedAt, events);
     let inserted: number;
     try {
-      await pipeline(Readable.from([rows]), client.query(copyFrom(COPY_INTO_EVENTS)));
-      inserted = events.length;
+      const copy = client.query(copyFrom(COPY_INTO_EVENTS));
+      await pipeline(Readable.from([rows]), copy);
+      inserted = copy.rowCount;
     } catch (error) {
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
       inserted = await insertThroughStaging(client, rows);
@@ -66,8 +60,7 @@ async function insertThroughStaging(client: pg.PoolClient, rows: string): Promis
 }
 
 /** `seq` is left to its default: every row draws its number from the sequence, as in every other insert. */
-const COPY_INTO_EVENTS = `COPY analytics_events (project_id, event_id, event_type, session_id, view_id, experiment_id,
-  variant_key, goal, properties, event_time, client_time, received_at) FROM STDIN`;
+const COPY_INTO_EVENTS = `COPY analytics_events (${EVENT_ROW_COLUMNS.join(', ')}) FROM STDIN WITH (DELIMITER '${ROW_DELIMITER}')`;
 
 /**
  * One staging table per session, made once: `ON COMMIT DELETE ROWS` empties it at
@@ -81,7 +74,7 @@ const CREATE_STAGING = `
     variant_key text, goal text, properties jsonb, event_time timestamptz, client_time timestamptz, received_at timestamptz
   ) ON COMMIT DELETE ROWS`;
 
-const COPY_INTO_STAGING = 'COPY pg_temp.tally_events_staging FROM STDIN';
+const COPY_INTO_STAGING = `COPY pg_temp.tally_events_staging FROM STDIN WITH (DELIMITER '${ROW_DELIMITER}')`;
 
 const INSERT_FROM_STAGING = `
   INSERT INTO analytics_events (project_id, event_id, event_type, session_id, view_id, experiment_id,
@@ -90,30 +83,3 @@ const INSERT_FROM_STAGING = `
     s.variant_key, s.goal, s.properties, s.event_time, s.client_time, s.received_at
   FROM pg_temp.tally_events_staging s
   ON CONFLICT DO NOTHING`;
-
-/**
- * The batch as rows of analytics_events (the columns of COPY_INTO_EVENTS) in COPY's
- * text format: tab-separated, `\N` for NULL, times as ISO-8601 in UTC.
- */
-function copyRows(projectId: string, receivedAt: number, events: readonly StoredEvent[]): string {
-  const project = copyText(projectId);
-  const received = new Date(receivedAt).toISOString();
-  let rows = '';
-  for (const e of events) {
-    const properties = e.properties === null ? null : JSON.stringify(e.properties);
-    rows +=
-      `${project}\t${copyText(e.eventId)}\t${copyText(e.eventType)}\t${copyText(e.sessionId)}\t${copyText(e.viewId)}\t` +
-      `${copyText(e.experimentId)}\t${copyText(e.variantKey)}\t${copyText(e.goal)}\t${copyText(properties)}\t` +
-      `${new Date(e.timestamp).toISOString()}\t${new Date(e.clientTimestamp).toISOString()}\t${received}\n`;
-  }
-  return rows;
-}
-
-const COPY_SPECIAL = /[\\\t\n\r]/;
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-/** Escapes what COPY's text format gives a meaning to: backslash, tab and line breaks. */
-function copyText(value: string | null): string {
-  if (value === null) return '\\N';
-  return COPY_SPECIAL.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : value;
-}
