@@ -320,6 +320,16 @@ async function measure(events: number): Promise<SizeResult> {
   const redisMemory0 = await redisUsedMemory(redis);
   const clientCpu0 = process.cpuUsage();
 
+  /** What a stuck run leaves to look at: the database's sessions and each app's last words. */
+  const stuckReport = async () => {
+    const { rows: sessions } = await poller.query(
+      `SELECT pid, application_name, state, wait_event_type, wait_event, now() - xact_start AS in_transaction, left(query, 200) AS query
+       FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    const outputs = apps.map((app, i) => `--- ${names[i]} (last 3,000 characters) ---\n${app.output().slice(-3_000)}`);
+    return [`--- sessions ---`, JSON.stringify(sessions, null, 1), ...outputs].join('\n');
+  };
+
   // The watcher: when every row is stored, when the rollup has them all, how deep the queue got.
   let sending = true;
   let storedAt = 0;
@@ -350,7 +360,9 @@ async function measure(events: number): Promise<SizeResult> {
       if (storedAt !== 0 && progress.rolled >= storedSeq) rolledAt = now;
       const seen = `${progress.seq}/${progress.rolled}/${progress.queued}`;
       if (seen !== lastSeen) [lastSeen, lastChange] = [seen, now];
-      if (now - lastChange > STUCK_SECONDS * 1000) throw new Error(`no progress for ${STUCK_SECONDS} s (seq/rolled/queued ${seen})`);
+      if (now - lastChange > STUCK_SECONDS * 1000) {
+        throw new Error(`no progress for ${STUCK_SECONDS} s (seq/rolled/queued ${seen})\n${await stuckReport()}`);
+      }
       if (tick % 100 === 0) log(`stored ${fmt(progress.seq)}, rolled up ${fmt(progress.rolled)}, jobs queued ${progress.queued}`);
       await sleep(50);
     }
