@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Database } from '../client.js';
 import { experimentTotals, experimentVariantTotals, rollupState } from '../schema/summaries.js';
 import type { ExperimentCounts, VariantCounts } from './raw-results.js';
@@ -96,36 +96,56 @@ export interface ExperimentListItem {
 }
 
 export async function listExperiments(db: Database, projectId: string): Promise<ExperimentListItem[]> {
-  const experiments = await db
-    .select()
-    .from(experimentTotals)
-    .where(eq(experimentTotals.projectId, projectId))
-    .orderBy(asc(experimentTotals.experimentId));
-  const variants = await db
-    .select({
-      experimentId: experimentVariantTotals.experimentId,
-      variantKey: experimentVariantTotals.variantKey,
-      sessions: experimentVariantTotals.sessions,
-    })
-    .from(experimentVariantTotals)
-    .where(
-      and(
-        eq(experimentVariantTotals.projectId, projectId),
-        eq(experimentVariantTotals.goal, ''),
-        gt(experimentVariantTotals.sessions, 0),
-      ),
-    )
-    .orderBy(asc(experimentVariantTotals.experimentId), asc(experimentVariantTotals.variantKey));
-  return experiments.map((e) => ({
-    experimentId: e.experimentId,
-    exposedSessions: e.exposedSessions,
-    excludedSessions: e.excludedSessions,
-    firstExposureAt: e.firstExposureAt.toISOString(),
-    lastExposureAt: e.lastExposureAt.toISOString(),
-    variants: variants
-      .filter((v) => v.experimentId === e.experimentId)
-      .map((v) => ({ variantKey: v.variantKey, sessions: v.sessions })),
-  }));
+  return (await listExperimentsAsOf(db, projectId)).experiments;
+}
+
+/** AS_OF as `db.execute` returns it (timestamps as text). */
+const asOfOf = (text: string | null | undefined) => finiteAsOf(text == null ? null : new Date(text));
+
+/** `asOf` of rollup_state in the statement's snapshot: '-infinity' (no rollup yet) as null. */
+const AS_OF = sql`(SELECT CASE WHEN isfinite(as_of) THEN as_of END FROM rollup_state WHERE name = 'experiments')`;
+
+/**
+ * A project's experiments with their assigned sessions per variant, and the `asOf`
+ * they are as of, in one statement (one snapshot, as experimentResultsAsOf).
+ */
+export async function listExperimentsAsOf(db: Database, projectId: string): Promise<{ experiments: ExperimentListItem[]; asOf: Date }> {
+  const { rows } = await db.execute<{
+    as_of: string | null;
+    experiment_id: string | null;
+    exposed_sessions: string;
+    excluded_sessions: string;
+    first_exposure_at: string;
+    last_exposure_at: string;
+    variant_key: string | null;
+    sessions: string;
+  }>(sql`
+    SELECT ${AS_OF} AS as_of, t.experiment_id, t.exposed_sessions, t.excluded_sessions, t.first_exposure_at,
+      t.last_exposure_at, v.variant_key, v.sessions
+    -- One row even for a project without experiments: it carries asOf.
+    FROM (VALUES (1)) AS one (x)
+    LEFT JOIN experiment_totals t ON t.project_id = ${projectId}
+    LEFT JOIN experiment_variant_totals v
+      ON v.project_id = t.project_id AND v.experiment_id = t.experiment_id AND v.goal = '' AND v.sessions > 0
+    ORDER BY t.experiment_id, v.variant_key`);
+  const experiments = new Map<string, ExperimentListItem>();
+  for (const row of rows) {
+    if (row.experiment_id === null) continue;
+    let experiment = experiments.get(row.experiment_id);
+    if (!experiment) {
+      experiment = {
+        experimentId: row.experiment_id,
+        exposedSessions: Number(row.exposed_sessions),
+        excludedSessions: Number(row.excluded_sessions),
+        firstExposureAt: new Date(row.first_exposure_at).toISOString(),
+        lastExposureAt: new Date(row.last_exposure_at).toISOString(),
+        variants: [],
+      };
+      experiments.set(row.experiment_id, experiment);
+    }
+    if (row.variant_key !== null) experiment.variants.push({ variantKey: row.variant_key, sessions: Number(row.sessions) });
+  }
+  return { experiments: [...experiments.values()], asOf: asOfOf(rows[0]?.as_of) };
 }
 
 export interface TimeseriesPoint {
@@ -156,24 +176,48 @@ export async function experimentTimeseries(
   interval: 'hour' | 'day',
   goal: string | null = null,
 ): Promise<ExperimentTimeseries | undefined> {
-  const { rows } = await db.execute<{ variant_key: string; bucket: Date; sessions: string; converted: string }>(sql`
-    SELECT variant_key, date_trunc(${interval}, bucket, 'UTC') AS bucket,
-      sum(sessions) FILTER (WHERE goal = '') AS sessions,
-      coalesce(sum(converted_sessions) FILTER (WHERE goal = ${goal ?? ''}), 0) AS converted
-    FROM experiment_cohorts
-    WHERE project_id = ${projectId} AND experiment_id = ${experimentId} AND goal IN ('', ${goal ?? ''})
-    GROUP BY 1, 2
-    HAVING sum(sessions) FILTER (WHERE goal = '') > 0
-    ORDER BY 1, 2`);
-  if (rows.length === 0) {
-    const exists = await db
-      .select({ id: experimentTotals.experimentId })
-      .from(experimentTotals)
-      .where(and(eq(experimentTotals.projectId, projectId), eq(experimentTotals.experimentId, experimentId)));
-    if (exists.length === 0) return undefined;
-  }
+  const found = await experimentTimeseriesAsOf(db, projectId, experimentId, interval, goal);
+  if (!found) return undefined;
+  const { asOf: _asOf, ...series } = found;
+  return series;
+}
+
+/** experimentTimeseries with the `asOf` it is as of, in one statement (one snapshot, as experimentResultsAsOf). */
+export async function experimentTimeseriesAsOf(
+  db: Database,
+  projectId: string,
+  experimentId: string,
+  interval: 'hour' | 'day',
+  goal: string | null = null,
+): Promise<(ExperimentTimeseries & { asOf: Date }) | undefined> {
+  const { rows } = await db.execute<{
+    as_of: string | null;
+    found: boolean;
+    variant_key: string | null;
+    bucket: string;
+    sessions: string;
+    converted: string;
+  }>(sql`
+    WITH series AS (
+      SELECT variant_key, date_trunc(${interval}, bucket, 'UTC') AS bucket,
+        sum(sessions) FILTER (WHERE goal = '') AS sessions,
+        coalesce(sum(converted_sessions) FILTER (WHERE goal = ${goal ?? ''}), 0) AS converted
+      FROM experiment_cohorts
+      WHERE project_id = ${projectId} AND experiment_id = ${experimentId} AND goal IN ('', ${goal ?? ''})
+      GROUP BY 1, 2
+      HAVING sum(sessions) FILTER (WHERE goal = '') > 0
+    )
+    SELECT ${AS_OF} AS as_of,
+      EXISTS (SELECT 1 FROM experiment_totals WHERE project_id = ${projectId} AND experiment_id = ${experimentId}) AS found,
+      s.variant_key, s.bucket, s.sessions, s.converted
+    -- One row even for an experiment without cohorts: it carries asOf and whether the experiment exists.
+    FROM (VALUES (1)) AS one (x)
+    LEFT JOIN series s ON true
+    ORDER BY s.variant_key, s.bucket`);
+  if (!rows[0]?.found) return undefined;
   const variants: ExperimentTimeseries['variants'] = [];
   for (const row of rows) {
+    if (row.variant_key === null) continue;
     let series = variants.at(-1);
     if (series?.variantKey !== row.variant_key) {
       series = { variantKey: row.variant_key, points: [] };
@@ -193,5 +237,5 @@ export async function experimentTimeseries(
       cumulativeConversionRate: cumulativeConvertedSessions / cumulativeSessions,
     });
   }
-  return { experimentId, interval, goal, variants };
+  return { experimentId, interval, goal, variants, asOf: asOfOf(rows[0].as_of) };
 }
