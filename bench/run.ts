@@ -29,6 +29,12 @@ const scenarios: { title: string; script: string; args: string[]; quickArgs: str
     quickArgs: ['--batches', '20', '--size', '1000', '--rounds', '1', '--lanes', '2'],
   },
   {
+    title: 'Job payload: events as JSON against rows encoded once',
+    script: 'bench/job-payload.ts',
+    args: ['--batches', '100', '--size', '2000', '--rounds', '7'],
+    quickArgs: ['--batches', '10', '--size', '2000', '--rounds', '2'],
+  },
+  {
     title: 'Query latency',
     script: 'bench/query-latency.ts',
     args: ['--events', '1000000,10000000', '--requests', '500'],
