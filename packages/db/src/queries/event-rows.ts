@@ -3,15 +3,13 @@ import type { StoredEvent } from '@tally/contracts';
 /**
  * A batch as rows of analytics_events in COPY's text format: one line per event,
  * the columns below separated by `|` (ROW_DELIMITER), `\N` for NULL, times as
- * ISO-8601 in UTC. Not COPY's default tab: a job's payload is JSON, where every tab
- * becomes `\t`, and escaping eleven of them per row cost the ingest API more than
- * building the row did.
+ * ISO-8601 in UTC. Not COPY's default tab: a job's payload is JSON, where each of a
+ * row's eleven tabs becomes `\t`, two bytes in Redis and more to serialize.
  *
  * This is the form a batch travels in: the ingest API encodes the events it
  * accepted once, the queue holds the text, and the worker hands it to COPY as it
  * is. The worker neither parses the events nor builds rows again, and no object per
- * event stays alive while a batch waits on Redis or Postgres, which is what kept
- * both processes' heaps large under load (BENCHMARKS.md).
+ * event stays alive while a batch waits on Redis or Postgres (BENCHMARKS.md).
  */
 export const EVENT_ROW_COLUMNS = [
   'project_id',
