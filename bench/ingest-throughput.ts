@@ -320,14 +320,16 @@ async function measure(events: number): Promise<SizeResult> {
   const redisMemory0 = await redisUsedMemory(redis);
   const clientCpu0 = process.cpuUsage();
 
-  /** What a stuck run leaves to look at: the database's sessions and each app's last words. */
+  /** What a stuck run leaves to look at: the database's sessions, the rollup's queue and each app's last words. */
   const stuckReport = async () => {
     const { rows: sessions } = await poller.query(
       `SELECT pid, application_name, state, wait_event_type, wait_event, now() - xact_start AS in_transaction, left(query, 200) AS query
        FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
     );
+    const rollupQueue = new Queue('rollup', { connection: { url: queuePrefix.redisUrl }, prefix: queuePrefix.prefix });
+    const rollup = await Promise.all([rollupQueue.getJobCounts(), rollupQueue.getJobSchedulers()]).finally(() => rollupQueue.close());
     const outputs = apps.map((app, i) => `--- ${names[i]} (last 3,000 characters) ---\n${app.output().slice(-3_000)}`);
-    return [`--- sessions ---`, JSON.stringify(sessions, null, 1), ...outputs].join('\n');
+    return ['--- sessions ---', JSON.stringify(sessions, null, 1), '--- rollup queue: jobs, schedulers ---', JSON.stringify(rollup), ...outputs].join('\n');
   };
 
   // The watcher: when every row is stored, when the rollup has them all, how deep the queue got.
