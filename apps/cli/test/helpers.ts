@@ -14,7 +14,7 @@ import {
   type DbHandle,
 } from '@tally/db';
 import { createRedis, type QueueName, type TallyQueues } from '@tally/queue';
-import { dropDatabase, TEST_POSTGRES_URL, uniqueName, waitFor, type TestQueuePrefix } from '@tally/testing';
+import { dropDatabase, seededRandom, TEST_POSTGRES_URL, uniqueName, waitFor, type TestQueuePrefix } from '@tally/testing';
 import { run } from '../src/run.js';
 
 export interface CliResult {
@@ -240,18 +240,6 @@ export interface LogicalEvent {
 export const LEGACY_EXPERIMENTS = ['exp-a', 'exp-b'];
 export const LEGACY_GOALS = [null, 'purchase', 'signup'];
 
-/** A small seeded generator, so that a failing history can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 /**
  * A history with what makes experiment numbers hard: events before a session's
  * first exposure, sessions that see two variants (excluded), conversions of
@@ -267,7 +255,8 @@ export function legacyHistory(options: {
   wholeSeconds?: boolean;
   start?: number;
 }): LogicalEvent[] {
-  const next = random(options.seed);
+  // Seeded, so that a failing history can be replayed.
+  const next = seededRandom(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   const start = options.start ?? Date.now() - 3 * 86_400_000;
   const ids = new Set<string>();
