@@ -279,9 +279,11 @@ export function startMeasuredApp(root: string, name: string, env: Record<string,
     execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
     built = true;
   }
-  // BENCH_NODE_OPTIONS: V8 flags for the apps (their environment is theirs alone otherwise).
+  // BENCH_NODE_OPTIONS: V8 flags for the apps (their environment is theirs alone otherwise); BENCH_NODE_ARGS:
+  // flags NODE_OPTIONS refuses, such as --cpu-prof or --trace-gc, put on the bundle's command line.
   const nodeOptions = process.env.BENCH_NODE_OPTIONS;
-  return startApp(name, nodeOptions ? { ...env, NODE_OPTIONS: nodeOptions } : env, { built: !RUN_SOURCES });
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean);
+  return startApp(name, nodeOptions ? { ...env, NODE_OPTIONS: nodeOptions } : env, { built: !RUN_SOURCES, nodeArgs });
 }
 
 /**

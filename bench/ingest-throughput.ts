@@ -31,7 +31,7 @@
  * whether the summaries the pipeline made equal those of COPY + rollup.
  *
  *   pnpm exec tsx bench/ingest-throughput.ts [--events 1000000] [--batch 2000]
- *     [--clients 8] [--workers 1] [--concurrency 4] [--lanes 2]
+ *     [--clients 8] [--workers 1] [--concurrency 4] [--lanes 2] [--inflight-bytes N]
  *
  * Makes its databases, queue prefix and files and removes them, also when it fails
  * or is interrupted. Prints a markdown section on stdout; progress on stderr.
@@ -70,6 +70,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     lanes: { type: 'string', default: '2' },
     'max-backlog': { type: 'string', default: '100' },
+    // The ingest API's MAX_INFLIGHT_BODY_BYTES; its own default when absent.
+    'inflight-bytes': { type: 'string' },
     seed: { type: 'string', default: String(DEFAULT_TRAFFIC.seed) },
   },
 });
@@ -297,7 +299,14 @@ async function measure(events: number): Promise<SizeResult> {
   const env = { DATABASE_URL: pipelineDb.url, REDIS_URL: queuePrefix.redisUrl, QUEUE_PREFIX: queuePrefix.prefix };
   const stop = (app: RunningApp) => app.stop();
   const apps = await Promise.all([
-    acquire(startMeasuredApp(root, 'ingest-api', { ...env, RATE_LIMIT_EVENTS_PER_MINUTE: '0' }), stop),
+    acquire(
+      startMeasuredApp(root, 'ingest-api', {
+        ...env,
+        RATE_LIMIT_EVENTS_PER_MINUTE: '0',
+        ...(args['inflight-bytes'] === undefined ? {} : { MAX_INFLIGHT_BODY_BYTES: args['inflight-bytes'] }),
+      }),
+      stop,
+    ),
     ...Array.from({ length: WORKERS }, () => acquire(startMeasuredApp(root, 'worker', { ...env, WORKER_CONCURRENCY: String(CONCURRENCY) }), stop)),
   ]);
   const stopApps = () => Promise.all(apps.map(stop));
@@ -456,7 +465,8 @@ const millions = (n: number) => (n >= 1_000_000 ? `${fmt(n / 1_000_000, n % 1_00
 function report(results: SizeResult[], baselineKb: number): string {
   const command =
     `pnpm exec tsx bench/ingest-throughput.ts --events ${args.events} --batch ${BATCH} --clients ${CLIENTS} ` +
-    `--workers ${WORKERS} --concurrency ${CONCURRENCY} --lanes ${LANES} --max-backlog ${MAX_BACKLOG}`;
+    `--workers ${WORKERS} --concurrency ${CONCURRENCY} --lanes ${LANES} --max-backlog ${MAX_BACKLOG}` +
+    (args['inflight-bytes'] === undefined ? '' : ` --inflight-bytes ${args['inflight-bytes']}`);
   const out: string[] = [];
   out.push(`### Ingest throughput: HTTP → queue → Postgres, next to COPY
 

@@ -5,6 +5,7 @@ import type { Database } from '@tally/db';
 import type { Logger } from '@tally/logger';
 import { QUEUES, type TallyQueues } from '@tally/queue';
 import { createMetricsRegistry, createServer, installHealth } from '@tally/server';
+import { BodyBudget } from './admission.js';
 import { batchRoutes } from './batch.js';
 import type { IngestApiConfig } from './config.js';
 import { createEnqueuer } from './enqueue.js';
@@ -23,6 +24,8 @@ export interface BuildAppOptions {
     | 'MAX_EVENTS_PER_BATCH'
     | 'MAX_EVENT_BYTES'
     | 'MAX_FUTURE_HOURS'
+    | 'MAX_INFLIGHT_BODY_BYTES'
+    | 'MAX_INFLIGHT_WAIT_MS'
     | 'MAX_QUEUE_DEPTH'
     | 'MAX_REDIS_MEMORY_MB'
     | 'MAX_REDIS_MEMORY_RATIO'
@@ -58,7 +61,8 @@ export async function buildApp({ config, db, queues, redis, logger, registry }: 
     queue.on('error', (err) => logger.debug({ err, queue: queue.name }, 'queue connection error'));
   }
 
-  const metrics = createIngestMetrics(metricsRegistry);
+  const budget = new BodyBudget(config.MAX_INFLIGHT_BODY_BYTES, config.MAX_INFLIGHT_WAIT_MS);
+  const metrics = createIngestMetrics(metricsRegistry, budget);
   const ingest = queues[QUEUES.ingest];
   const checkOverload = createOverloadCheck({
     ingest,
@@ -88,6 +92,7 @@ export async function buildApp({ config, db, queues, redis, logger, registry }: 
     }),
     enqueue: createEnqueuer({ queues, redis, logger: logger.child({ module: 'queue' }), metrics, checkOverload, rateLimiter }),
     metrics,
+    budget,
     limits: {
       maxBodyBytes: config.MAX_BODY_BYTES,
       maxEventsPerBatch: config.MAX_EVENTS_PER_BATCH,

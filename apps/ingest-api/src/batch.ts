@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { IncomingEvent, normalizeBatch, type BatchResponse, type IngestBatchRows, type IngestLimits } from '@tally/contracts';
 import { encodeEventRows } from '@tally/db';
 import { HttpError, httpReason } from '@tally/server';
+import { admitWithin, type BodyBudget } from './admission.js';
 import { projectIdOf, requireWriteKey } from './auth.js';
 import { allowAnyOrigin } from './cors.js';
 import { decompressBody } from './decompress.js';
@@ -18,11 +19,13 @@ export interface BatchRouteOptions {
   /** Resolves with the job id once Redis holds the job. */
   enqueue: (payload: IngestBatchRows) => Promise<string | undefined>;
   metrics: IngestMetrics;
+  /** Bodies in flight at once; a request waits for its turn before its body is read. */
+  budget: BodyBudget;
   limits: IngestLimits & { maxBodyBytes: number; maxEventsPerBatch: number };
 }
 
 /** `POST /v1/batch`: authenticate, inflate, parse, validate each event, queue the valid ones, answer 202. */
-export async function batchRoutes(scope: FastifyInstance, { keys, enqueue, metrics, limits }: BatchRouteOptions): Promise<void> {
+export async function batchRoutes(scope: FastifyInstance, { keys, enqueue, metrics, budget, limits }: BatchRouteOptions): Promise<void> {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   // Only JSON: Fastify would otherwise parse text/plain into a string and answer 400 instead of 415.
   app.removeContentTypeParser('text/plain');
@@ -37,8 +40,13 @@ export async function batchRoutes(scope: FastifyInstance, { keys, enqueue, metri
     schema: batchSchema,
     bodyLimit: limits.maxBodyBytes,
     errorHandler: batchErrorHandler(limits),
-    // Before the key check, so that a refusal reaches the page's script too.
-    onRequest: [crossOrigin, requireWriteKey(keys)],
+    // CORS before the key check, so that a refusal reaches the page's script too; the wait for
+    // a turn after it, so that a request with a bad key takes no one's turn.
+    onRequest: [
+      crossOrigin,
+      requireWriteKey(keys),
+      admitWithin(budget, limits.maxBodyBytes, () => metrics.refusals.inc({ reason: 'in_flight' })),
+    ],
     preParsing: decompressBody(limits.maxBodyBytes),
     onResponse: async (request, reply) => {
       metrics.batches.inc({ outcome: outcomeOf(reply.statusCode, partial.has(request)) });

@@ -44,6 +44,19 @@ export const IngestApiEnv = Type.Object({
     maximum: 8_760,
     description: 'How far ahead of the receive time an event may be, after clock-skew correction',
   }),
+  MAX_INFLIGHT_BODY_BYTES: Type.Integer({
+    default: 4_194_304,
+    minimum: 1_024,
+    description:
+      'Bytes of batch bodies read and processed at once (a compressed or chunked body counts as MAX_BODY_BYTES); more ' +
+      'wait their turn unread, so memory does not grow with the number of clients. One larger body is let in alone',
+  }),
+  MAX_INFLIGHT_WAIT_MS: Type.Integer({
+    default: 10_000,
+    minimum: 0,
+    maximum: 600_000,
+    description: 'How long a batch may wait for MAX_INFLIGHT_BODY_BYTES before it is refused with 429 and Retry-After',
+  }),
   MAX_QUEUE_DEPTH: Type.Integer({
     default: 100_000,
     minimum: 0,

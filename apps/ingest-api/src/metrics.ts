@@ -1,4 +1,4 @@
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type IngestMetrics = ReturnType<typeof createIngestMetrics>;
 
@@ -15,14 +15,15 @@ export const BATCH_OUTCOMES = [
 ] as const;
 export type BatchOutcome = (typeof BATCH_OUTCOMES)[number];
 
-/** Why a batch was refused for the load it brings rather than for its content. */
-export const REFUSAL_REASONS = ['queue_depth', 'redis_memory', 'rate_limit'] as const;
+/** The checks that refuse a batch for load, each of which reads Redis and may fail to. */
+export const OVERLOAD_CHECKS = ['queue_depth', 'redis_memory', 'rate_limit'] as const;
+export type OverloadCheck = (typeof OVERLOAD_CHECKS)[number];
+/** Why a batch was refused for the load it brings rather than for its content: a check, or its turn not coming (admission.ts). */
+export const REFUSAL_REASONS = [...OVERLOAD_CHECKS, 'in_flight'] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
-/** The checks behind those refusals, each of which reads Redis and may fail to. */
-export type OverloadCheck = RefusalReason;
 
 /** Everything the ingest API counts, on the registry `/metrics` serves. */
-export function createIngestMetrics(registry: Registry) {
+export function createIngestMetrics(registry: Registry, budget: { bytesInFlight: number; requestsWaiting: number }) {
   const registers = [registry];
   const batches = new Counter({
     name: 'tally_ingest_batches_total',
@@ -36,7 +37,8 @@ export function createIngestMetrics(registry: Registry) {
     name: 'tally_ingest_refusals_total',
     help:
       'Batches refused for load, by reason: queue_depth (MAX_QUEUE_DEPTH), redis_memory (MAX_REDIS_MEMORY_RATIO / _MB), ' +
-      'rate_limit (RATE_LIMIT_EVENTS_PER_MINUTE; 429, or 413 for a batch larger than the whole limit)',
+      'rate_limit (RATE_LIMIT_EVENTS_PER_MINUTE; 429, or 413 for a batch larger than the whole limit), ' +
+      'in_flight (waited MAX_INFLIGHT_WAIT_MS for MAX_INFLIGHT_BODY_BYTES)',
     labelNames: ['reason'],
     registers,
   });
@@ -46,10 +48,24 @@ export function createIngestMetrics(registry: Registry) {
     labelNames: ['check'],
     registers,
   });
-  for (const reason of REFUSAL_REASONS) {
-    refusals.inc({ reason }, 0);
-    checkFailures.inc({ check: reason }, 0);
-  }
+  for (const reason of REFUSAL_REASONS) refusals.inc({ reason }, 0);
+  for (const check of OVERLOAD_CHECKS) checkFailures.inc({ check }, 0);
+  new Gauge({
+    name: 'tally_ingest_body_bytes_in_flight',
+    help: 'Bytes of batch bodies being read and processed now (bounded by MAX_INFLIGHT_BODY_BYTES)',
+    registers,
+    collect() {
+      this.set(budget.bytesInFlight);
+    },
+  });
+  new Gauge({
+    name: 'tally_ingest_batches_waiting',
+    help: 'Batch requests waiting for MAX_INFLIGHT_BODY_BYTES, their bodies not read yet',
+    registers,
+    collect() {
+      this.set(budget.requestsWaiting);
+    },
+  });
   return {
     batches,
     refusals,

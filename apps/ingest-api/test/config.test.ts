@@ -12,6 +12,8 @@ describe('ingest API configuration', () => {
       MAX_EVENT_BYTES: 65_536,
       MAX_FUTURE_HOURS: 24,
       RETENTION_DAYS: 0,
+      MAX_INFLIGHT_BODY_BYTES: 4_194_304,
+      MAX_INFLIGHT_WAIT_MS: 10_000,
       MAX_QUEUE_DEPTH: 100_000,
       MAX_REDIS_MEMORY_RATIO: 0.8,
       MAX_REDIS_MEMORY_MB: 0,

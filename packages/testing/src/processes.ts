@@ -30,6 +30,8 @@ export interface SpawnedApp {
 export interface SpawnOptions {
   /** Run the production bundle `apps/<name>/dist/main.js` with plain node (see scripts/build.mjs), not the sources through tsx. */
   built?: boolean;
+  /** Flags for node itself, before the bundle (only with `built`): e.g. `--cpu-prof`, which NODE_OPTIONS refuses. */
+  nodeArgs?: string[];
 }
 
 /**
@@ -40,7 +42,7 @@ export interface SpawnOptions {
 export function spawnApp(name: string, env: Record<string, string>, options: SpawnOptions = {}): SpawnedApp {
   let output = '';
   const [command, args] = options.built
-    ? [process.execPath, ['dist/main.js']]
+    ? [process.execPath, [...(options.nodeArgs ?? []), 'dist/main.js']]
     : [join(root, 'node_modules', '.bin', 'tsx'), ['src/main.ts']];
   const child = spawn(command, args, {
     cwd: join(root, 'apps', name),

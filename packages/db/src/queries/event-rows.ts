@@ -34,15 +34,19 @@ export function encodeEventRows(projectId: string, receivedAt: number, events: r
   const project = copyText(projectId);
   const iso = isoFormatter();
   const received = iso(receivedAt);
-  let rows = '';
-  for (const e of events) {
+  // Joined once at the end rather than appended to: `+=` builds a tree of thousands of small
+  // strings that lives on until something flattens it, which under load is after the job's
+  // wait for Redis, long enough for V8 to move the whole tree into the old generation.
+  const rows = new Array<string>(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
     const properties = e.properties === null ? null : JSON.stringify(e.properties);
-    rows +=
+    rows[i] =
       `${project}|${copyText(e.eventId)}|${copyText(e.eventType)}|${copyText(e.sessionId)}|${copyText(e.viewId)}|` +
       `${copyText(e.experimentId)}|${copyText(e.variantKey)}|${copyText(e.goal)}|${copyText(properties)}|` +
       `${iso(e.timestamp)}|${iso(e.clientTimestamp)}|${received}\n`;
   }
-  return rows;
+  return rows.join('');
 }
 
 /** Year 10000: from there on toISOString writes six-digit years, which the prefix below does not expect. */
