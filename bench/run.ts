@@ -35,6 +35,12 @@ const scenarios: { title: string; script: string; args: string[]; quickArgs: str
     quickArgs: ['--batches', '10', '--size', '2000', '--rounds', '2'],
   },
   {
+    title: 'Rollup: the cost of a window as stored events grow',
+    script: 'bench/rollup-windows.ts',
+    args: ['--events', '1000000,3000000'],
+    quickArgs: ['--events', '100000', '--window', '10000'],
+  },
+  {
     title: 'Query latency',
     script: 'bench/query-latency.ts',
     args: ['--events', '1000000,10000000', '--requests', '500'],

@@ -14,7 +14,26 @@ export const rollupState = pgTable('rollup_state', {
   /** Every event whose insert committed before this instant is counted. */
   asOf: timestamp('as_of', { withTimezone: true, mode: 'date' }).notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  /** `rolled_up_sessions` holds the sessions of every event with `seq <= sessions_seq`. */
+  sessionsSeq: bigint('sessions_seq', { mode: 'number' }).notNull().default(0),
 });
+
+/**
+ * One row per session with a PAGEVIEW or CONVERSION folded by the rollup: the
+ * latest event time among them. Only a first exposure at or before
+ * `last_event_at` can make events already folded count for that session, and only
+ * then does the rollup look them up in the raw events (otherwise it reads no event
+ * outside its window).
+ */
+export const rolledUpSessions = pgTable(
+  'rolled_up_sessions',
+  {
+    projectId: uuid('project_id').notNull(),
+    sessionId: text('session_id').notNull(),
+    lastEventAt: timestamp('last_event_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.sessionId] })],
+);
 
 /** One row per (experiment, exposed session). `variant_key` NULL: excluded (saw several variants). */
 export const experimentSessions = pgTable(
