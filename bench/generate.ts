@@ -448,13 +448,21 @@ export function writeTrafficFilesNow(
 /**
  * Loads the traffic into a migrated Tally database (a project of its own, daily
  * partitions for the whole range made first), then rolls everything up, as the
- * worker's rollup job would, and vacuums so that autovacuum does not run during
- * measurements.
+ * worker's rollup job would, in windows of `windowEvents`, and vacuums so that
+ * autovacuum does not run during measurements. With `analyze: false` the rollup
+ * runs before the events have statistics, as on a partition autovacuum has not
+ * reached yet.
  */
 export async function loadTally(
   database: { db: Database; url: string },
   options: TrafficOptions,
-  { lanes = 2, log = (_: string) => {}, rollup = true } = {},
+  {
+    lanes = 2,
+    log = (_: string) => {},
+    rollup = true,
+    analyze = true,
+    windowEvents,
+  }: { lanes?: number; log?: (line: string) => void; rollup?: boolean; analyze?: boolean; windowEvents?: number } = {},
 ): Promise<TallyLoad> {
   const { db } = database;
   const keys = await createProject(db, 'bench-traffic');
@@ -468,7 +476,7 @@ export async function loadTally(
   if (Number(defaults[0]!.n) !== 0) throw new Error(`${defaults[0]!.n} events landed in the default partition`);
 
   t = performance.now();
-  await db.$client.query('ANALYZE analytics_events');
+  if (analyze) await db.$client.query('ANALYZE analytics_events');
   const analyzeSeconds = seconds(t);
 
   t = performance.now();
@@ -477,6 +485,7 @@ export async function loadTally(
   // Without the rollup (an export reads raw events only), the summaries stay empty.
   const progress = rollup
     ? await rollUpPending(db, {
+        windowEvents,
         onWindow: (run, window) => {
           windowMs.push(performance.now() - windowStarted);
           windowStarted = performance.now();

@@ -18,9 +18,9 @@
  * Prints a markdown section on stdout; progress on stderr.
  */
 import { parseArgs } from 'node:util';
-import { createProject, experimentResults, rawExperimentResults, rollUpPending } from '@tally/db';
+import { experimentResults, rawExperimentResults } from '@tally/db';
 import { createTestDatabase } from '@tally/testing';
-import { DEFAULT_TRAFFIC, EXPERIMENTS, TALLY_COPY, copyTraffic, ensureTrafficPartitions, fmt, mb } from './generate.js';
+import { DEFAULT_TRAFFIC, EXPERIMENTS, fmt, loadTally, mb } from './generate.js';
 import { acquire, logger, measureEachSize, runScenario } from './harness.js';
 
 const { values: args } = parseArgs({
@@ -52,46 +52,27 @@ const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / value
 async function measure(events: number): Promise<Measured> {
   const database = await acquire(createTestDatabase(), (d) => d.drop());
   const { db } = database;
-  const options = { ...DEFAULT_TRAFFIC, events };
-  const { projectId } = await createProject(db, 'bench-rollup');
-  await ensureTrafficPartitions(db, options);
-  log(`${fmt(events)}: COPY`);
-  await copyTraffic(database.url, TALLY_COPY, options, Number(args.lanes), 'tally', projectId);
-
-  const windowMs: number[] = [];
-  let last = performance.now();
-  const started = last;
-  const progress = await rollUpPending(db, {
-    windowEvents: WINDOW,
-    onWindow: (_, window) => {
-      windowMs.push(performance.now() - last);
-      last = performance.now();
-      if (window % 20 === 0) log(`${fmt(events)}: window ${window}, ${Math.round(windowMs.at(-1)!)} ms`);
-    },
-  });
-  const rollupSeconds = (performance.now() - started) / 1000;
-  if (!progress.caughtUp || progress.events !== events) throw new Error(`rollup folded ${progress.events} of ${events} events`);
+  const load = await loadTally(database, { ...DEFAULT_TRAFFIC, events }, { lanes: Number(args.lanes), log, analyze: false, windowEvents: WINDOW });
 
   let exact = true;
   for (const experiment of EXPERIMENTS) {
-    const summaries = await experimentResults(db, projectId, experiment.id);
-    const raw = await rawExperimentResults(db, projectId, experiment.id);
+    const summaries = await experimentResults(db, load.projectId, experiment.id);
+    const raw = await rawExperimentResults(db, load.projectId, experiment.id);
     if (JSON.stringify(summaries) !== JSON.stringify(raw)) exact = false;
   }
 
-  const { rows } = await db.$client.query<{ raw: string; seq_index: string; sessions: string; session_bytes: string }>(`
-    SELECT (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'analytics_events'::regclass) AS raw,
-      (SELECT sum(pg_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'analytics_events_seq_idx'::regclass) AS seq_index,
+  const { rows } = await db.$client.query<{ seq_index: string; sessions: string; session_bytes: string }>(`
+    SELECT (SELECT sum(pg_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'analytics_events_seq_idx'::regclass) AS seq_index,
       (SELECT count(*) FROM rolled_up_sessions) AS sessions,
       pg_total_relation_size('rolled_up_sessions') AS session_bytes`);
-  const tenth = Math.max(1, Math.floor(windowMs.length / 10));
+  const tenth = Math.max(1, Math.floor(load.windowMs.length / 10));
   return {
     events,
-    windows: windowMs.length,
-    rollupSeconds,
-    firstTenthMs: mean(windowMs.slice(0, tenth)),
-    lastTenthMs: mean(windowMs.slice(-tenth)),
-    rawBytes: Number(rows[0]!.raw),
+    windows: load.rollupWindows,
+    rollupSeconds: load.rollupSeconds,
+    firstTenthMs: mean(load.windowMs.slice(0, tenth)),
+    lastTenthMs: mean(load.windowMs.slice(-tenth)),
+    rawBytes: load.rawBytes,
     seqIndexBytes: Number(rows[0]!.seq_index),
     sessions: Number(rows[0]!.sessions),
     sessionBytes: Number(rows[0]!.session_bytes),

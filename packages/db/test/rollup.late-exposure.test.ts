@@ -97,8 +97,8 @@ describe('rollup of exposures that arrive after what follows them', () => {
   it('also for windows folded before rolled_up_sessions knew them', async () => {
     const { projectId } = await createProject(database.db, 'upgraded');
     await foldInTurn(projectId, [pageview('s', at(3)), conversion('s', at(4))]);
-    // As after an upgrade whose migration ran while a rollup of the function before
-    // it was waiting: that window's sessions are missing and sessions_seq is behind.
+    // As right after the upgrade (or after a run of the function as it was before):
+    // the folded window's sessions are missing and sessions_seq is behind.
     await database.pool.query('DELETE FROM rolled_up_sessions WHERE project_id = $1', [projectId]);
     await database.pool.query("UPDATE rollup_state SET sessions_seq = 0 WHERE name = 'experiments'");
     await foldInTurn(projectId, [exposure('s', at(2))]);
