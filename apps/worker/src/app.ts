@@ -9,6 +9,7 @@ import { createHandlers } from './handlers.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { OutagePause } from './outage.js';
 import { createProcessor, isJobName } from './processor.js';
+import { dropStoredRows } from './stored-rows.js';
 
 export interface StartWorkerOptions {
   config: Pick<WorkerConfig, 'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'PARTITION_PREMAKE_DAYS'> &
@@ -17,6 +18,7 @@ export interface StartWorkerOptions {
         WorkerConfig,
         | 'ROLLUP_INTERVAL_MS'
         | 'ROLLUP_WINDOW_EVENTS'
+        | 'ROLLUP_YIELD_MAX_MS'
         | 'PARTITION_INTERVAL'
         | 'RETENTION_DAYS'
         | 'JOB_LOCK_DURATION_MS'
@@ -73,6 +75,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       retentionDays: config.RETENTION_DAYS ?? 0,
     },
     rollupWindowEvents: config.ROLLUP_WINDOW_EVENTS ?? 250_000,
+    rollupYield: {
+      waitingIngestJobs: () => queues[QUEUES.ingest].getWaitingCount(),
+      // Every ingest slot of this process busy, and as many jobs again queued behind them.
+      behindAt: config.WORKER_CONCURRENCY,
+      maxMs: config.ROLLUP_YIELD_MAX_MS ?? 10_000,
+    },
   });
   const outage = new OutagePause(logger, options.outagePauseMs);
 
@@ -99,6 +107,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: false, ...lockSettings },
   );
   outage.attach(ingest);
+  ingest.on('completed', (job) => dropStoredRows(job, logger));
   // One job at a time per process; the database serializes rollups across processes too.
   const serial = (queue: QueueName) =>
     new Worker(queue, createProcessor(queue, handlers), {

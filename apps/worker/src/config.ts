@@ -35,6 +35,14 @@ export const WorkerEnv = Type.Object({
     maximum: 3_600_000,
     description: 'How often the rollup folds new events into the summaries the query API serves',
   }),
+  ROLLUP_YIELD_MAX_MS: Type.Integer({
+    default: 10_000,
+    minimum: 0,
+    maximum: 3_600_000,
+    description:
+      'While ingest jobs wait for a worker (at least WORKER_CONCURRENCY of them), the rollup skips its turns until the ' +
+      'results are this old: stored events come first, and one larger window later costs less per event. 0: never skips',
+  }),
   ROLLUP_WINDOW_EVENTS: Type.Integer({
     default: 250_000,
     minimum: 1_000,

@@ -9,6 +9,7 @@ import {
   insertEventRows,
   moveOutDefaultPartition,
   PartitionLockError,
+  rollupAgeMs,
   rollUpPending,
   savePartitionSettings,
   type Database,
@@ -32,7 +33,10 @@ export interface JobResults {
     dropped: string[];
     kept: { partition: string; reason: KeptReason }[];
   };
-  rollup: { events: number; windows: number; lastSeq: number; asOf: string | null; caughtUp: boolean };
+  rollup:
+    | { events: number; windows: number; lastSeq: number; asOf: string | null; caughtUp: boolean }
+    /** The turn skipped, inserts first (RollupYield). */
+    | { yielded: true; waitingJobs: number; ageMs: number };
 }
 
 /** One handler per job name: a job added to @tally/contracts without a handler here fails to compile. */
@@ -52,6 +56,22 @@ export interface HandlerDependencies {
   };
   /** Most events folded by one rollup transaction. */
   rollupWindowEvents: number;
+  rollupYield: RollupYield;
+}
+
+/**
+ * When the rollup lets inserts go first. Under a backlog both compete for the same
+ * cores, and every event waits in Redis's memory until it is stored; the summaries
+ * can wait a little, their `asOf` says how fresh they are, and a later, larger window
+ * costs less per event (fewer sessions folded again in the next window).
+ */
+export interface RollupYield {
+  /** Ingest jobs waiting for a worker. */
+  waitingIngestJobs: () => Promise<number>;
+  /** From this many waiting jobs on, inserting is behind. */
+  behindAt: number;
+  /** Turns are skipped only while the results are younger than this; 0: never. */
+  maxMs: number;
 }
 
 /** After a backlog, one rollup job stops starting new windows past this; the next job goes on. */
@@ -63,7 +83,18 @@ export function createHandlers({
   metrics,
   partitions,
   rollupWindowEvents,
+  rollupYield,
 }: HandlerDependencies): JobHandlers {
+  /** The skipped turn's result, or undefined when the rollup should run. */
+  const yieldToInserts = async (): Promise<JobResults['rollup'] | undefined> => {
+    if (rollupYield.maxMs === 0) return undefined;
+    const waitingJobs = await rollupYield.waitingIngestJobs();
+    if (waitingJobs < rollupYield.behindAt) return undefined;
+    const ageMs = await rollupAgeMs(db);
+    if (ageMs === null || ageMs >= rollupYield.maxMs) return undefined;
+    return { yielded: true, waitingJobs, ageMs: Math.round(ageMs) };
+  };
+
   return {
     'ingest-batch': async (payload, job) => {
       const { projectId } = payload;
@@ -160,6 +191,12 @@ export function createHandlers({
     },
 
     rollup: async (_payload, job) => {
+      const yielded = await yieldToInserts();
+      if (yielded) {
+        metrics.rollupsYielded.inc();
+        logger.debug({ jobId: job.id, ...yielded }, 'rollup turn skipped: ingest jobs are waiting');
+        return yielded;
+      }
       const endTimer = metrics.rollupDuration.startTimer();
       const progress = await rollUpPending(db, {
         windowEvents: rollupWindowEvents,

@@ -42,6 +42,11 @@ export function createWorkerMetrics(registry: Registry, queues: TallyQueues) {
       help: 'Events folded into the experiment summaries',
       registers,
     }),
+    rollupsYielded: new Counter({
+      name: 'tally_rollup_yielded_total',
+      help: 'Rollup turns skipped because ingest jobs were waiting (ROLLUP_YIELD_MAX_MS)',
+      registers,
+    }),
     rollupDuration: new Histogram({
       name: 'tally_rollup_duration_seconds',
       help: 'Time of one rollup job (one or more windows)',

@@ -10,6 +10,7 @@ describe('worker configuration', () => {
       DB_POOL_SIZE: 7,
       ROLLUP_INTERVAL_MS: 1_000,
       ROLLUP_WINDOW_EVENTS: 250_000,
+      ROLLUP_YIELD_MAX_MS: 10_000,
       PARTITION_PREMAKE_DAYS: 7,
       PARTITION_INTERVAL: 'day',
       RETENTION_DAYS: 0,

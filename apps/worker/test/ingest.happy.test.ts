@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestBatchRows, StoredEvent } from '@tally/contracts';
 import { encodeEventRows } from '@tally/db';
 import { addJob } from '@tally/queue';
 import type { RunningWorker } from '../src/app.js';
+import { waitFor } from '@tally/testing';
 import { byEventId, createFixture, makeEvents, settled, storedEvents, type Fixture } from './fixtures.js';
 
 /** A batch as the ingest API queues it. */
@@ -109,5 +111,47 @@ describe('ingest-batch jobs', () => {
     expect(metrics).toMatch(/^tally_worker_jobs_completed_total\{name="ingest-batch"\} 11$/m);
     expect(metrics).toMatch(/^tally_worker_insert_duration_seconds_count 11$/m);
     expect(metrics).toMatch(/^tally_queue_jobs\{queue="ingest",state="waiting"\} 0$/m);
+  });
+
+  // After the metrics above, which count this file's jobs.
+  it('keeps only the counts of a completed job in Redis, not its rows', async () => {
+    const projectId = randomUUID();
+    const events = makeEvents(1_200);
+    const payload = rowsOf(projectId, events);
+    const job = await addJob(fx.queues, 'ingest-batch', payload);
+    // The queues run on an ioredis connection (createQueues), which BullMQ's type does not say.
+    const redis = (await fx.queues.ingest.client) as unknown as Redis;
+    const jobKey = `${fx.prefix.prefix}:ingest:${job.id}`;
+    const queuedBytes = Number(await redis.memory('USAGE', jobKey));
+
+    await settled(fx.queues.ingest, job.id);
+    const done = await waitFor(async () => {
+      const read = await fx.queues.ingest.getJob(job.id!);
+      return read && !('rows' in read.data) ? read : undefined;
+    }, { what: 'the stored rows to leave the completed job' });
+
+    expect(done.data).toEqual({ projectId, receivedAt: payload.receivedAt, count: 1_200 });
+    expect(done.returnvalue).toEqual({ inserted: 1_200, duplicates: 0 });
+    expect(payload.rows.length).toBeGreaterThan(200_000);
+    expect(queuedBytes).toBeGreaterThan(payload.rows.length);
+    expect(Number(await redis.memory('USAGE', jobKey))).toBeLessThan(4_096);
+    expect(await storedEvents(fx.database, projectId)).toEqual(byEventId(events));
+  });
+
+  it('refuses to run a completed job again, as it no longer holds its rows, and changes nothing', async () => {
+    const projectId = randomUUID();
+    const events = makeEvents(10);
+    const job = await addJob(fx.queues, 'ingest-batch', rowsOf(projectId, events));
+    await settled(fx.queues.ingest, job.id);
+    const done = await waitFor(async () => {
+      const read = await fx.queues.ingest.getJob(job.id!);
+      return read && !('rows' in read.data) ? read : undefined;
+    }, { what: 'the stored rows to leave the completed job' });
+
+    await done.retry('completed');
+    const again = await settled(fx.queues.ingest, job.id);
+    expect(await again.getState()).toBe('failed');
+    expect(again.failedReason).toMatch(/^Invalid ingest-batch payload: .*rows/);
+    expect(await storedEvents(fx.database, projectId)).toEqual(byEventId(events));
   });
 });

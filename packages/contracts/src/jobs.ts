@@ -32,6 +32,17 @@ export const IngestBatchEvents = Type.Object({
 });
 export type IngestBatchEvents = Static<typeof IngestBatchEvents>;
 
+/**
+ * What a completed ingest job keeps: its batch's events are stored, so the rows are
+ * dropped from Redis and only these counts stay for as long as the job is kept.
+ */
+export const IngestBatchStored = Type.Object({
+  projectId,
+  receivedAt: Type.Integer(),
+  count: Type.Integer({ minimum: 0 }),
+});
+export type IngestBatchStored = Static<typeof IngestBatchStored>;
+
 /** Payloads of every job, by job name: producers and the worker share these. */
 export const jobPayloads = {
   /** A validated batch from `POST /v1/batch`, to be inserted idempotently. */

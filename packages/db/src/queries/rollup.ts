@@ -40,6 +40,19 @@ export async function lastEventSeq(db: Database): Promise<number> {
   return Number(rows[0]?.seq ?? 0);
 }
 
+/**
+ * How long ago, by the database's clock, the summaries last held every stored
+ * event (`asOf`), in ms; null before any rollup reached the newest event.
+ */
+export async function rollupAgeMs(db: Database): Promise<number | null> {
+  const { rows } = await db.execute<{ ms: string | null }>(
+    sql`SELECT CASE WHEN isfinite(as_of) THEN extract(epoch FROM clock_timestamp() - as_of) * 1000 END AS ms
+        FROM rollup_state WHERE name = 'experiments'`,
+  );
+  const ms = rows[0]?.ms;
+  return ms === null || ms === undefined ? null : Number(ms);
+}
+
 export interface RollupProgress extends RollupRun {
   windows: number;
   /** Whether every event stored when the call began is now folded. */
