@@ -32,6 +32,7 @@
  *
  *   pnpm exec tsx bench/ingest-throughput.ts [--events 1000000] [--batch 2000]
  *     [--clients 8] [--workers 1] [--concurrency 4] [--lanes 2] [--inflight-bytes N]
+ *     [--worker-env KEY=VALUE,...]   (more settings of the workers, e.g. ROLLUP_YIELD_MAX_MS=0)
  *
  * Makes its databases, queue prefix and files and removes them, also when it fails
  * or is interrupted. Prints a markdown section on stdout; progress on stderr.
@@ -40,7 +41,6 @@ import { createReadStream } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
@@ -72,10 +72,22 @@ const { values: args } = parseArgs({
     'max-backlog': { type: 'string', default: '100' },
     // The ingest API's MAX_INFLIGHT_BODY_BYTES; its own default when absent.
     'inflight-bytes': { type: 'string' },
+    // More environment of the workers, as KEY=VALUE pairs separated by commas.
+    'worker-env': { type: 'string', default: '' },
     seed: { type: 'string', default: String(DEFAULT_TRAFFIC.seed) },
   },
 });
 const SIZES = args.events.split(',').map(Number);
+const WORKER_ENV = Object.fromEntries(
+  args['worker-env']
+    .split(',')
+    .filter(Boolean)
+    .map((pair) => {
+      const at = pair.indexOf('=');
+      if (at < 1) throw new Error(`--worker-env takes KEY=VALUE pairs separated by commas, not "${pair}"`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+);
 const BATCH = Number(args.batch);
 const CLIENTS = Number(args.clients);
 const WORKERS = Number(args.workers);
@@ -100,7 +112,7 @@ interface Posted {
   ms: number;
 }
 
-function post(agent: Agent, url: string, key: string, body: string): Promise<Posted> {
+function post(agent: Agent, url: string, key: string, body: Buffer): Promise<Posted> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const req = request(
@@ -108,7 +120,7 @@ function post(agent: Agent, url: string, key: string, body: string): Promise<Pos
       {
         method: 'POST',
         agent,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': body.length },
       },
       (response) => {
         let text = '';
@@ -125,9 +137,27 @@ function post(agent: Agent, url: string, key: string, body: string): Promise<Pos
   });
 }
 
+/**
+ * The bodies file, line by line, as bytes: decoding it to strings (readline) and
+ * encoding each body again to send it cost this process about half its CPU, on the
+ * cores the pipeline runs on. JSON bodies hold no raw newline.
+ */
+async function* linesOf(path: string): AsyncGenerator<Buffer> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    let data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    for (let end = data.indexOf(10); end !== -1; end = data.indexOf(10)) {
+      yield data.subarray(0, end);
+      data = data.subarray(end + 1);
+    }
+    rest = data;
+  }
+  if (rest.length > 0) yield rest;
+}
+
 /** The bodies file, line by line, shared by every client: `next()` calls are served one at a time. */
-function lineSource(path: string): () => Promise<string | undefined> {
-  const lines = createInterface({ input: createReadStream(path, { highWaterMark: 1 << 20 }), crlfDelay: Infinity })[Symbol.asyncIterator]();
+function lineSource(path: string): () => Promise<Buffer | undefined> {
+  const lines = linesOf(path);
   let turn: Promise<unknown> = Promise.resolve();
   return () => {
     const next = turn.then(() => lines.next());
@@ -307,7 +337,7 @@ async function measure(events: number): Promise<SizeResult> {
       }),
       stop,
     ),
-    ...Array.from({ length: WORKERS }, () => acquire(startMeasuredApp(root, 'worker', { ...env, WORKER_CONCURRENCY: String(CONCURRENCY) }), stop)),
+    ...Array.from({ length: WORKERS }, () => acquire(startMeasuredApp(root, 'worker', { ...env, WORKER_CONCURRENCY: String(CONCURRENCY), ...WORKER_ENV }), stop)),
   ]);
   const stopApps = () => Promise.all(apps.map(stop));
   const [ingest, ...workers] = apps;
@@ -466,13 +496,15 @@ function report(results: SizeResult[], baselineKb: number): string {
   const command =
     `pnpm exec tsx bench/ingest-throughput.ts --events ${args.events} --batch ${BATCH} --clients ${CLIENTS} ` +
     `--workers ${WORKERS} --concurrency ${CONCURRENCY} --lanes ${LANES} --max-backlog ${MAX_BACKLOG}` +
-    (args['inflight-bytes'] === undefined ? '' : ` --inflight-bytes ${args['inflight-bytes']}`);
+    (args['inflight-bytes'] === undefined ? '' : ` --inflight-bytes ${args['inflight-bytes']}`) +
+    (args['worker-env'] ? ` --worker-env ${args['worker-env']}` : '');
+  const workerEnv = Object.entries(WORKER_ENV).map(([key, value]) => `${key}=${value}`);
   const out: string[] = [];
   out.push(`### Ingest throughput: HTTP → queue → Postgres, next to COPY
 
 \`${command}\`
 
-Generated traffic (\`bench/generate.ts\`, seed ${args.seed}: one day of sessions, the four experiments) posted over HTTP by ${CLIENTS} concurrent clients in batches of ${fmt(BATCH)} events (keep-alive), to one ingest API process and ${WORKERS} worker process${WORKERS > 1 ? 'es' : ''} (WORKER_CONCURRENCY=${CONCURRENCY}, the default; rollup every 1 s, the default), each its own process on a fresh database and queue prefix, with the per-project rate limit off. Timed from the first POST. The ceiling is \`COPY\` of the same events (${LANES} psql processes, from files written beforehand) into \`analytics_events\` of another fresh Tally database with the apps stopped, then one rollup of the whole backlog. Bodies: ${results.map((r) => `${mb(r.bodyBytes)} at ${millions(r.events)}`).join(', ')}.
+Generated traffic (\`bench/generate.ts\`, seed ${args.seed}: one day of sessions, the four experiments) posted over HTTP by ${CLIENTS} concurrent clients in batches of ${fmt(BATCH)} events (keep-alive), to one ingest API process and ${WORKERS} worker process${WORKERS > 1 ? 'es' : ''} (WORKER_CONCURRENCY=${CONCURRENCY}${CONCURRENCY === 4 ? ', the default' : ''}${workerEnv.length ? `, ${workerEnv.join(', ')}` : ''}; otherwise the defaults: a rollup every 1 s, whose turns yield to a backlog of inserts for up to 10 s), each its own process on a fresh database and queue prefix, with the per-project rate limit off. Timed from the first POST. The ceiling is \`COPY\` of the same events (${LANES} psql processes, from files written beforehand) into \`analytics_events\` of another fresh Tally database with the apps stopped, then one rollup of the whole backlog. Bodies: ${results.map((r) => `${mb(r.bodyBytes)} at ${millions(r.events)}`).join(', ')}.
 
 | events | all accepted (202) | all stored in analytics_events | rollup caught up | ceiling: COPY | ceiling: COPY + rollup | stored ÷ COPY | caught up ÷ (COPY + rollup) | summaries = COPY + rollup's |
 |---|---|---|---|---|---|---|---|---|`);
