@@ -53,13 +53,13 @@ describe('the rollup while ingest jobs wait', () => {
   const exposures = (n: number) => Array.from({ length: n }, () => makeEvents(1)[0]!);
 
   it('skips its turns while inserting is behind, yet never leaves the results older than ROLLUP_YIELD_MAX_MS', async () => {
-    const worker = await start(3_000);
+    const worker = await start(5_000);
     await waitFor(async () => ((await rollupAsOf(fx.database.db)).getTime() > 0 ? true : undefined), { what: 'a first rollup' });
     await backlog();
     const storedAt = await storeEvents(exposures(50));
 
-    // Turns come every 100 ms; the ones before the results are 3 s old fold nothing.
-    await waitFor(async () => ((await turnsSince(storedAt)).yielded.length >= 5 ? true : undefined), { what: 'skipped turns' });
+    // Turns come every 100 ms; the ones before the results are 5 s old fold nothing.
+    await waitFor(async () => ((await turnsSince(storedAt)).yielded.length >= 3 ? true : undefined), { what: 'skipped turns' });
     const early = await turnsSince(storedAt);
     expect(early.folded).toEqual([]);
     expect(early.yielded[0]!.returnvalue).toMatchObject({ yielded: true, waitingJobs: 2 });
@@ -67,8 +67,8 @@ describe('the rollup while ingest jobs wait', () => {
 
     // Then a turn folds them, though the jobs still wait.
     await waitFor(async () => ((await rollupAsOf(fx.database.db)).getTime() > storedAt ? true : undefined), {
-      timeoutMs: 10_000,
-      what: 'the rollup to fold the events once the results are 3 s old',
+      timeoutMs: 15_000,
+      what: 'the rollup to fold the events once the results are 5 s old',
     });
     expect(await fx.queues.ingest.getWaitingCount()).toBe(2);
     expect((await turnsSince(storedAt)).folded.length).toBeGreaterThan(0);
@@ -93,7 +93,7 @@ describe('the rollup while ingest jobs wait', () => {
     const storedAt = await storeEvents(exposures(10));
 
     await waitFor(async () => ((await rollupAsOf(fx.database.db)).getTime() > storedAt ? true : undefined), {
-      timeoutMs: 2_000,
+      timeoutMs: 5_000,
       what: 'the next turns to fold the events',
     });
     expect((await turnsSince(storedAt)).yielded).toEqual([]);
