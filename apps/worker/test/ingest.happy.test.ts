@@ -118,11 +118,20 @@ describe('ingest-batch jobs', () => {
     const projectId = randomUUID();
     const events = makeEvents(1_200);
     const payload = rowsOf(projectId, events);
-    const job = await addJob(fx.queues, 'ingest-batch', payload);
     // The queues run on an ioredis connection (createQueues), which BullMQ's type does not say.
     const redis = (await fx.queues.ingest.client) as unknown as Redis;
-    const jobKey = `${fx.prefix.prefix}:ingest:${job.id}`;
-    const queuedBytes = Number(await redis.memory('USAGE', jobKey));
+    // Paused while the queued job is weighed: the worker may otherwise have stored it already.
+    await fx.queues.ingest.pause();
+    let job: Awaited<ReturnType<typeof addJob>>;
+    let jobKey: string;
+    let queuedBytes: number;
+    try {
+      job = await addJob(fx.queues, 'ingest-batch', payload);
+      jobKey = `${fx.prefix.prefix}:ingest:${job.id}`;
+      queuedBytes = Number(await redis.memory('USAGE', jobKey));
+    } finally {
+      await fx.queues.ingest.resume();
+    }
 
     await settled(fx.queues.ingest, job.id);
     const done = await waitFor(async () => {
