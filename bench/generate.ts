@@ -28,7 +28,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createProject, rawExperimentResults, rollUpPending, type Database } from '@tally/db';
+import { createProject, rawExperimentResults, rollUpPending, type Database, type encodeEventRows } from '@tally/db';
 import { createTestDatabase, seededRandom } from '@tally/testing';
 import { acquire, runScenario } from './harness.js';
 
@@ -213,6 +213,23 @@ function weightedGoal(next: () => number): string {
   }
   return GOALS[0]!.goal;
 }
+
+/** An event as the ingest API stores it (the root workspace reaches the type through @tally/db). */
+export type AcceptedEvent = Parameters<typeof encodeEventRows>[2][number];
+
+/** A generated event as validation would accept it (the generator's clocks are right: no skew). */
+export const acceptedEvent = (e: TrafficEvent): AcceptedEvent => ({
+  eventId: e.eventId,
+  eventType: e.eventType,
+  sessionId: e.sessionId,
+  viewId: e.viewId,
+  experimentId: e.experimentId,
+  variantKey: e.variantKey,
+  goal: e.goal,
+  properties: e.properties,
+  timestamp: e.timestamp,
+  clientTimestamp: e.timestamp,
+});
 
 /** The event as a tracking client sends it to `POST /v1/batch`: absent fields left out (the API refuses nulls). */
 export function incomingEvent(e: TrafficEvent): Record<string, unknown> {

@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { encodeEventRows, ROW_DELIMITER } from '@tally/db';
 import { createProcessor } from '../apps/worker/src/processor.js';
 import type { JobHandlers } from '../apps/worker/src/handlers.js';
-import { DEFAULT_TRAFFIC, fmt, trafficChunk, type TrafficEvent } from './generate.js';
+import { DEFAULT_TRAFFIC, acceptedEvent, fmt, trafficChunk, type AcceptedEvent } from './generate.js';
 import { exactPercentile } from './stats.js';
 
 const { values: args } = parseArgs({
@@ -40,25 +40,10 @@ const BATCHES = Number(args.batches);
 const SIZE = Number(args.size);
 const ROUNDS = Number(args.rounds);
 
-type StoredEvent = Parameters<typeof encodeEventRows>[2][number];
 const PROJECT = '6f1c2a9e-3b7d-4e52-9a10-2c8d4f6b7e31';
 
-/** A generated event as validation would accept it (the generator's clocks are right: no skew). */
-const accepted = (e: TrafficEvent): StoredEvent => ({
-  eventId: e.eventId,
-  eventType: e.eventType,
-  sessionId: e.sessionId,
-  viewId: e.viewId,
-  experimentId: e.experimentId,
-  variantKey: e.variantKey,
-  goal: e.goal,
-  properties: e.properties,
-  timestamp: e.timestamp,
-  clientTimestamp: e.timestamp,
-});
-
 const traffic = { ...DEFAULT_TRAFFIC, events: BATCHES * SIZE, chunkEvents: SIZE };
-const batches = Array.from({ length: BATCHES }, (_, i) => trafficChunk(traffic, i).map(accepted));
+const batches = Array.from({ length: BATCHES }, (_, i) => trafficChunk(traffic, i).map(acceptedEvent));
 const receivedAt = Date.now();
 
 // The worker's processor, with a handler that does what the real one does before COPY.
@@ -76,8 +61,8 @@ const processJob = createProcessor('ingest', handlers);
 const take = (json: string) => processJob({ name: 'ingest-batch', data: JSON.parse(json) as unknown } as Job);
 
 const forms = {
-  events: (events: StoredEvent[]) => JSON.stringify({ projectId: PROJECT, receivedAt, events }),
-  rows: (events: StoredEvent[]) =>
+  events: (events: AcceptedEvent[]) => JSON.stringify({ projectId: PROJECT, receivedAt, events }),
+  rows: (events: AcceptedEvent[]) =>
     JSON.stringify({ projectId: PROJECT, receivedAt, count: events.length, rows: encodeEventRows(PROJECT, receivedAt, events) }),
 };
 
