@@ -140,19 +140,28 @@ function post(agent: Agent, url: string, key: string, body: Buffer): Promise<Pos
 /**
  * The bodies file, line by line, as bytes: decoding it to strings (readline) and
  * encoding each body again to send it cost this process about half its CPU, on the
- * cores the pipeline runs on. JSON bodies hold no raw newline.
+ * cores the pipeline runs on. JSON bodies hold no raw newline. A line is a view of
+ * the chunk it lies in; only one that straddles two chunks is copied (joining the
+ * whole remainder to each next chunk copied the file about one and a half times).
  */
 async function* linesOf(path: string): AsyncGenerator<Buffer> {
-  let rest: Buffer = Buffer.alloc(0);
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    let data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
-    for (let end = data.indexOf(10); end !== -1; end = data.indexOf(10)) {
-      yield data.subarray(0, end);
-      data = data.subarray(end + 1);
+  let straddling: Buffer[] = [];
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    let end = chunk.indexOf(10);
+    if (straddling.length > 0 && end !== -1) {
+      yield Buffer.concat([...straddling, chunk.subarray(0, end)]);
+      straddling = [];
+      start = end + 1;
+      end = chunk.indexOf(10, start);
     }
-    rest = data;
+    for (; end !== -1; end = chunk.indexOf(10, start)) {
+      yield chunk.subarray(start, end);
+      start = end + 1;
+    }
+    if (start < chunk.length) straddling.push(chunk.subarray(start));
   }
-  if (rest.length > 0) yield rest;
+  if (straddling.length > 0) yield Buffer.concat(straddling);
 }
 
 /** The bodies file, line by line, shared by every client: `next()` calls are served one at a time. */
