@@ -136,7 +136,9 @@ export async function putExperimentSettings(
 /**
  * Changes only the given fields, keeping the others as stored; the rules apply to
  * the result. The row is locked while merging, so two concurrent changes of
- * different fields both land.
+ * different fields both land, also on an experiment never configured before: a row
+ * is made first for the lock to hold (a second change waits on it, then reads what
+ * the first wrote), and a refused change takes it back with its transaction.
  */
 export async function updateExperimentSettings(
   db: Database,
@@ -145,6 +147,7 @@ export async function updateExperimentSettings(
   change: Partial<ExperimentSettingsInput>,
 ): Promise<ExperimentSettings> {
   return db.transaction(async (tx) => {
+    await tx.insert(experimentSettings).values({ projectId, experimentId }).onConflictDoNothing();
     const [row] = await tx
       .select()
       .from(experimentSettings)
