@@ -24,13 +24,11 @@ import {
   DEFAULT_TRAFFIC,
   TALLY_COPY,
   acceptedEvent,
-  chunkCount,
   ensureTrafficPartitions,
   fmt,
   psqlCopyFile,
-  trafficChunk,
+  trafficBatches,
   writeTrafficFiles,
-  type AcceptedEvent,
   type TrafficOptions,
 } from './generate.js';
 import { BackendCpu, acquire, logger, ownedTempDir, runScenario } from './harness.js';
@@ -67,18 +65,10 @@ interface Measured {
 /** The traffic as the worker receives it: rows of `BATCH` events each, encoded for `projectId`. */
 function encodedBatches(projectId: string): { rows: string; count: number }[] {
   const receivedAt = Date.now();
-  const batches: { rows: string; count: number }[] = [];
-  let pending: AcceptedEvent[] = [];
-  const chunks = chunkCount(traffic);
-  for (let c = 0; c < chunks; c++) {
-    pending = pending.concat(trafficChunk(traffic, c).map(acceptedEvent));
-    while (pending.length >= BATCH || (c === chunks - 1 && pending.length > 0)) {
-      const batch = pending.slice(0, BATCH);
-      pending = pending.slice(batch.length);
-      batches.push({ rows: encodeEventRows(projectId, receivedAt, batch), count: batch.length });
-    }
-  }
-  return batches;
+  return Array.from(trafficBatches(traffic, BATCH), (batch) => ({
+    rows: encodeEventRows(projectId, receivedAt, batch.map(acceptedEvent)),
+    count: batch.length,
+  }));
 }
 
 async function measure(way: Way): Promise<Measured> {

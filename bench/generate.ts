@@ -418,6 +418,28 @@ export async function writeTrafficFiles(
   return JSON.parse(out) as TrafficFiles;
 }
 
+/**
+ * The traffic in batches of `batchEvents`, in time order: events left over from a
+ * chunk join the next one's first batch, so every batch is full but the last.
+ * `onChunk` sees each chunk as it is made, before its events are batched.
+ */
+export function* trafficBatches(
+  options: TrafficOptions,
+  batchEvents: number,
+  onChunk?: (chunk: TrafficEvent[], index: number) => void,
+): Generator<TrafficEvent[]> {
+  let pending: TrafficEvent[] = [];
+  for (let c = 0; c < chunkCount(options); c++) {
+    const chunk = trafficChunk(options, c);
+    onChunk?.(chunk, c);
+    pending = pending.length === 0 ? chunk : pending.concat(chunk);
+    let start = 0;
+    for (; pending.length - start >= batchEvents; start += batchEvents) yield pending.slice(start, start + batchEvents);
+    pending = pending.slice(start);
+  }
+  if (pending.length > 0) yield pending;
+}
+
 /** writeTrafficFiles' work, in the generator process. */
 export function writeTrafficFilesNow(
   dir: string,
@@ -433,27 +455,19 @@ export function writeTrafficFilesNow(
   let events = 0;
   let batches = 0;
   let bodyBytes = 0;
-  // Events left over from a chunk join the next one's first batch: every batch is full but the last.
-  let pending: TrafficEvent[] = [];
   try {
-    for (let c = 0; c < chunks; c++) {
-      const chunk = trafficChunk(options, c);
+    const writeCopyText = (chunk: TrafficEvent[], c: number) => {
       events += chunk.length;
       let text = '';
       for (const event of chunk) text += row(event);
       writeSync(copyFds[c % copyFds.length]!, text);
-      pending = pending.concat(chunk);
-      const last = c === chunks - 1;
-      let lines = '';
-      while (pending.length >= batchEvents || (last && pending.length > 0)) {
-        const batch = pending.slice(0, batchEvents);
-        pending = pending.slice(batch.length);
-        lines += `${JSON.stringify({ events: batch.map(incomingEvent) })}\n`;
-        batches += 1;
-      }
-      bodyBytes += Buffer.byteLength(lines);
-      writeSync(bodyFd, lines);
-      if ((c + 1) % 20 === 0 || last) process.stderr.write(`[generate] ${c + 1}/${chunks} chunks written\n`);
+      if ((c + 1) % 20 === 0 || c === chunks - 1) process.stderr.write(`[generate] ${c + 1}/${chunks} chunks written\n`);
+    };
+    for (const batch of trafficBatches(options, batchEvents, writeCopyText)) {
+      const line = `${JSON.stringify({ events: batch.map(incomingEvent) })}\n`;
+      bodyBytes += Buffer.byteLength(line);
+      writeSync(bodyFd, line);
+      batches += 1;
     }
   } finally {
     closeSync(bodyFd);
