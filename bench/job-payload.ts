@@ -5,14 +5,18 @@
  *   events  the accepted events as JSON (the form before rows): the API's queue
  *           serializes them; the worker parses them, checks each against the payload
  *           schema and encodes the rows;
- *   rows    the rows encoded once by the API (`encodeEventRows`): the worker parses
- *           one string and checks the payload.
+ *   rows    the rows encoded once by the API (`encodeEventRows`) inside the job: the
+ *           worker parses one string and checks the payload;
+ *   bytes   the rows as UTF-8 bytes (`encodeEventRowBytes`) beside a job that holds
+ *           only their id (the form the apps use): the job's JSON is a few dozen
+ *           bytes, and the rows go to Redis and to COPY as they are (the round trips
+ *           to Redis are not part of this measure).
  *
- * Both start from the same accepted events (the generated traffic of the other
+ * All start from the same accepted events (the generated traffic of the other
  * scenarios, in batches of `--size`), after validation, which is the same for both.
  * Each side runs as the apps run it: `JSON.stringify` of the job data is what BullMQ
  * does on `Queue.add`, `JSON.parse` what it does when the worker takes the job, and
- * the check is the worker's own processor. Also: the job's size in Redis, and what
+ * the check is the worker's own processor. Also: the job's size in Redis (with its rows), and what
  * the rows cost with COPY's default tab delimiter, which JSON escapes.
  *
  *   pnpm exec tsx bench/job-payload.ts [--batches 100] [--size 2000] [--rounds 7]
@@ -23,7 +27,8 @@
  */
 import type { Job } from 'bullmq';
 import { parseArgs } from 'node:util';
-import { encodeEventRows, ROW_DELIMITER } from '@tally/db';
+import { randomUUID } from 'node:crypto';
+import { encodeEventRowBytes, encodeEventRows, ROW_DELIMITER } from '@tally/db';
 import { createProcessor } from '../apps/worker/src/processor.js';
 import type { JobHandlers } from '../apps/worker/src/handlers.js';
 import { DEFAULT_TRAFFIC, acceptedEvent, fmt, trafficChunk, type AcceptedEvent } from './generate.js';
@@ -48,10 +53,17 @@ const receivedAt = Date.now();
 
 // The worker's processor, with a handler that does what the real one does before COPY.
 const stored = { rows: 0 };
+const rowsBeside = new Map<string, Buffer>();
 const unused = () => Promise.reject(new Error('not measured'));
 const handlers: JobHandlers = {
   'ingest-batch': async (payload) => {
-    stored.rows += ('rows' in payload ? payload.rows : encodeEventRows(payload.projectId, payload.receivedAt, payload.events)).length;
+    stored.rows += (
+      'rows' in payload
+        ? payload.rows
+        : 'events' in payload
+          ? encodeEventRows(payload.projectId, payload.receivedAt, payload.events)
+          : rowsBeside.get(payload.rowsId)!
+    ).length;
     return { inserted: 0, duplicates: 0 };
   },
   'maintain-partitions': unused,
@@ -64,6 +76,11 @@ const forms = {
   events: (events: AcceptedEvent[]) => JSON.stringify({ projectId: PROJECT, receivedAt, events }),
   rows: (events: AcceptedEvent[]) =>
     JSON.stringify({ projectId: PROJECT, receivedAt, count: events.length, rows: encodeEventRows(PROJECT, receivedAt, events) }),
+  bytes: (events: AcceptedEvent[]) => {
+    const rowsId = randomUUID();
+    rowsBeside.set(rowsId, encodeEventRowBytes(PROJECT, receivedAt, events));
+    return JSON.stringify({ projectId: PROJECT, receivedAt, count: events.length, rowsId });
+  },
 };
 
 function time(run: () => void): number {
@@ -82,6 +99,7 @@ const results: Record<string, { api: number[]; worker: number[]; bytes: number }
 for (let round = 0; round < ROUNDS + 1; round++) {
   for (const [name, form] of Object.entries(forms)) {
     let jobs: string[] = [];
+    rowsBeside.clear();
     const api = time(() => {
       jobs = batches.map(form);
     });
@@ -90,7 +108,9 @@ for (let round = 0; round < ROUNDS + 1; round++) {
     });
     // Round 0 warms up.
     if (round === 0) continue;
-    const entry = (results[name] ??= { api: [], worker: [], bytes: jobs.reduce((sum, job) => sum + Buffer.byteLength(job), 0) });
+    const besideBytes = [...rowsBeside.values()].reduce((sum, rows) => sum + rows.length, 0);
+    const jobBytes = jobs.reduce((sum, job) => sum + Buffer.byteLength(job), 0);
+    const entry = (results[name] ??= { api: [], worker: [], bytes: jobBytes + besideBytes });
     entry.api.push(api);
     entry.worker.push(worker);
   }
@@ -106,7 +126,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 const ms = (samples: number[]) => fmt(exactPercentile(samples, 50), 2);
-console.log(`### Job payload: events as JSON against rows encoded once
+console.log(`### Job payload: events as JSON, rows inside the job, rows beside it as bytes
 
 \`pnpm exec tsx bench/job-payload.ts --batches ${BATCHES} --size ${SIZE} --rounds ${ROUNDS}\`
 

@@ -46,8 +46,14 @@ export function expectOneSentenceError(result: CliResult, pattern: RegExp, code 
 }
 
 /** Adds a job and lets a real worker fail it for good, as a broken batch would. */
-export async function failJobs(queues: TallyQueues, prefix: TestQueuePrefix, queue: QueueName, ids: string[]): Promise<void> {
-  for (const jobId of ids) await queues[queue].add('test-job', { jobId }, { jobId, attempts: 1 });
+export async function failJobs(
+  queues: TallyQueues,
+  prefix: TestQueuePrefix,
+  queue: QueueName,
+  ids: string[],
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  for (const jobId of ids) await queues[queue].add('test-job', { jobId, ...data }, { jobId, attempts: 1 });
   const connection = createRedis(prefix.redisUrl, 'worker');
   const worker = new Worker(
     queue,

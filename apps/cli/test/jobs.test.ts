@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { closeQueues, createQueues, createRedis, type TallyQueues } from '@tally/queue';
+import { randomUUID } from 'node:crypto';
+import { batchRowsKey, closeQueues, createQueues, createRedis, FAILED_BATCH_ROWS_TTL_MS, type TallyQueues } from '@tally/queue';
 import { createTestQueuePrefix, type TestQueuePrefix } from '@tally/testing';
 import { expectOneSentenceError, failJobs, lines, tally } from './helpers.js';
 
@@ -50,6 +51,21 @@ describe('tally jobs retry-failed', () => {
     const result = await tally(['jobs', 'retry-failed', '--queue', 'maintenance'], env);
     expect(lines(result.stdout)).toEqual(['Retried 1 failed job in queue maintenance.']);
     expect(await queues.maintenance.getJobState('m')).toBe('waiting');
+  });
+
+  it("keeps a retried ingest batch's rows from expiring", async () => {
+    const rowsId = randomUUID();
+    const rowsKey = batchRowsKey(prefix.prefix, rowsId);
+    await queues.ingest.waitUntilReady();
+    // As the worker leaves the rows of a job that failed for good.
+    await connection.set(rowsKey, 'rows', 'PX', FAILED_BATCH_ROWS_TTL_MS);
+    await failJobs(queues, prefix, 'ingest', ['with-rows'], { rowsId });
+
+    // The earlier tests' jobs, failed again by failJobs's worker, are retried too.
+    expect(await tally(['jobs', 'retry-failed'], env)).toMatchObject({ code: 0, stderr: '' });
+    expect(await queues.ingest.getJobState('with-rows')).toBe('waiting');
+    expect(await connection.pttl(rowsKey)).toBe(-1);
+    expect(await connection.get(rowsKey)).toBe('rows');
   });
 
   it.each([

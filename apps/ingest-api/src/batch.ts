@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { IncomingEvent, normalizeBatch, type BatchResponse, type IngestBatchRows, type IngestLimits } from '@tally/contracts';
-import { encodeEventRows } from '@tally/db';
+import { IncomingEvent, normalizeBatch, type BatchBody, type BatchResponse, type IngestLimits } from '@tally/contracts';
+import { encodeEventRowBytes } from '@tally/db';
+import type { BatchToQueue } from '@tally/queue';
 import { HttpError, httpReason } from '@tally/server';
 import { admitWithin, type BodyBudget } from './admission.js';
 import { projectIdOf, requireWriteKey } from './auth.js';
@@ -17,7 +18,7 @@ import { typeboxValidator } from './validation.js';
 export interface BatchRouteOptions {
   keys: WriteKeyResolver;
   /** Resolves with the job id once Redis holds the job. */
-  enqueue: (payload: IngestBatchRows) => Promise<string | undefined>;
+  enqueue: (batch: BatchToQueue) => Promise<string | undefined>;
   metrics: IngestMetrics;
   /** Bodies in flight at once; a request waits for its turn before its body is read. */
   budget: BodyBudget;
@@ -52,36 +53,20 @@ export async function batchRoutes(scope: FastifyInstance, { keys, enqueue, metri
       metrics.batches.inc({ outcome: outcomeOf(reply.statusCode, partial.has(request)) });
     },
     handler: async (request, reply) => {
-      const { events, sentAt } = request.body;
-      if (events.length > limits.maxEventsPerBatch) {
-        throw new HttpError(
-          413,
-          `The batch has ${events.length} events; at most ${limits.maxEventsPerBatch} are accepted in one batch. Split it into smaller batches.`,
-        );
-      }
-      const receivedAt = Date.now();
-      const batch = normalizeBatch(events, sentAt, receivedAt, limits);
-      metrics.eventsRejected.inc(batch.rejected.length);
-      if (batch.events.length === 0) {
+      const projectId = projectIdOf(request);
+      const { sent, toQueue, rejected } = encodeBody(request, projectId, limits);
+      metrics.eventsRejected.inc(rejected.length);
+      if (toQueue === undefined) {
         return reply.status(400).send({
           statusCode: 400,
           error: httpReason(400),
-          message: `${events.length === 1 ? 'The event is not valid' : `None of the ${events.length} events is valid`}, so nothing was accepted; "rejected" says what to fix.`,
+          message: `${sent === 1 ? 'The event is not valid' : `None of the ${sent} events is valid`}, so nothing was accepted; "rejected" says what to fix.`,
           accepted: 0 as const,
-          rejected: batch.rejected,
+          rejected,
         });
       }
-
-      const projectId = projectIdOf(request);
-      // Encoded once, here. Past this line only the rows and the counts are used: the
-      // parsed body is let go too (nothing reads it later), so no object of the batch
-      // outlives this tick while the job is on its way to Redis. Under load, objects
-      // alive across that wait were what filled the old generation (BENCHMARKS.md).
-      const accepted = batch.events.length;
-      const { rejected } = batch;
-      const rows = encodeEventRows(projectId, receivedAt, batch.events);
-      (request as { body: unknown }).body = undefined;
-      const jobId = await enqueue({ projectId, receivedAt, count: accepted, rows });
+      const jobId = await enqueue(toQueue);
+      const accepted = toQueue.count;
       metrics.eventsAccepted.inc(accepted);
       request.log.debug({ projectId, jobId, accepted, rejected: rejected.length }, 'batch queued');
       if (rejected.length > 0) partial.add(request);
@@ -89,4 +74,35 @@ export async function batchRoutes(scope: FastifyInstance, { keys, enqueue, metri
       return reply.status(202).send(response);
     },
   });
+}
+
+/**
+ * The parsed body, checked and encoded: the valid events as rows, ready to queue
+ * (none when no event is valid), and what was wrong with the others.
+ *
+ * A function of its own, run to its end before the handler waits for Redis: no
+ * variable of the waiting handler holds an object of the batch, and the body is let
+ * go from the request too, so that nothing but the rows' bytes outlives this tick.
+ * Under load, objects alive across that wait were what filled the old generation
+ * (BENCHMARKS.md).
+ */
+function encodeBody(
+  request: FastifyRequest,
+  projectId: string,
+  limits: BatchRouteOptions['limits'],
+): { sent: number; toQueue?: BatchToQueue; rejected: BatchResponse['rejected'] } {
+  const { events, sentAt } = request.body as BatchBody;
+  if (events.length > limits.maxEventsPerBatch) {
+    throw new HttpError(
+      413,
+      `The batch has ${events.length} events; at most ${limits.maxEventsPerBatch} are accepted in one batch. Split it into smaller batches.`,
+    );
+  }
+  const receivedAt = Date.now();
+  const batch = normalizeBatch(events, sentAt, receivedAt, limits);
+  (request as { body: unknown }).body = undefined;
+  const { rejected } = batch;
+  if (batch.events.length === 0) return { sent: events.length, rejected };
+  const rows = encodeEventRowBytes(projectId, receivedAt, batch.events);
+  return { sent: events.length, toQueue: { projectId, receivedAt, count: batch.events.length, rows }, rejected };
 }

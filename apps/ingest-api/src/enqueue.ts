@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { IngestBatchRows } from '@tally/contracts';
 import type { Logger } from '@tally/logger';
-import { addJob, type TallyQueues } from '@tally/queue';
+import { addIngestBatch, type BatchToQueue, type TallyQueues } from '@tally/queue';
 import { HttpError } from '@tally/server';
 import type { IngestMetrics } from './metrics.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -35,7 +34,7 @@ export function createEnqueuer({ queues, redis, logger, metrics, checkOverload, 
       'retry-after': String(RETRY_AFTER_UNAVAILABLE_S),
     });
 
-  const checkRate = async ({ projectId, count }: IngestBatchRows) => {
+  const checkRate = async ({ projectId, count }: BatchToQueue) => {
     if (!rateLimiter) return;
     const decision = await rateLimiter.take(projectId, count);
     if (decision === undefined || decision.allowed) return;
@@ -56,14 +55,14 @@ export function createEnqueuer({ queues, redis, logger, metrics, checkOverload, 
     );
   };
 
-  return async (payload: IngestBatchRows): Promise<string | undefined> => {
+  return async (batch: BatchToQueue): Promise<string | undefined> => {
     // BullMQ waits for a connection that is not ready yet, however long that takes: refuse instead.
     if (redis.status !== 'ready') throw unavailable();
     await checkOverload();
-    await checkRate(payload);
+    await checkRate(batch);
     let jobId: string | undefined;
     try {
-      jobId = (await addJob(queues, 'ingest-batch', payload)).id;
+      jobId = (await addIngestBatch(queues, redis, batch)).id;
     } catch (err) {
       if (!redisDown) logger.warn({ err }, 'cannot add ingest jobs to Redis');
       redisDown = true;

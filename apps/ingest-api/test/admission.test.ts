@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HttpError } from '@tally/server';
 import { BodyBudget } from '../src/admission.js';
-import { createFixture, metricValue, queuedBatch, validEvents, type Fixture, type IngestApp } from './fixture.js';
+import { createFixture, metricValue, validEvents, type Fixture, type IngestApp } from './fixture.js';
 
 describe('BodyBudget', () => {
   it('lets requests in while their bytes fit, and the next one as bytes are given back', async () => {
@@ -128,7 +128,7 @@ describe('POST /v1/batch with more bodies in flight than MAX_INFLIGHT_BODY_BYTES
     first.sendRest();
     expect((await first.answer).status).toBe(202);
     expect((await second.answer).status).toBe(202);
-    const queued = (await fixture.jobs()).map((job) => queuedBatch(job).count);
+    const queued = (await fixture.jobs()).map((job) => job.data.count as number);
     expect(queued).toEqual([3, 3]);
     expect(await metricValue(app, 'tally_ingest_body_bytes_in_flight{app="ingest-api"}')).toBe(0);
   });
@@ -180,7 +180,7 @@ describe('POST /v1/batch with more bodies in flight than MAX_INFLIGHT_BODY_BYTES
     const after = startPost(url, fixture.keys.writeKey, bodies[2]!);
     after.sendRest();
     expect((await after.answer).status).toBe(202);
-    expect((await fixture.jobs()).map((job) => queuedBatch(job).count)).toEqual([3, 3]);
+    expect((await fixture.jobs()).map((job) => job.data.count as number)).toEqual([3, 3]);
     expect(await metricValue(app, 'tally_ingest_body_bytes_in_flight{app="ingest-api"}')).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createFixture, post, queuedBatch, validEvents, type Fixture, type IngestApp } from './fixture.js';
+import { createFixture, post, validEvents, type Fixture, type IngestApp } from './fixture.js';
 
 describe('POST /v1/batch with valid events', () => {
   let fixture: Fixture;
@@ -16,7 +16,7 @@ describe('POST /v1/batch with valid events', () => {
   const onlyJob = async () => {
     const jobs = await fixture.jobs();
     expect(jobs).toHaveLength(1);
-    return { name: jobs[0]!.name, data: queuedBatch(jobs[0]!), opts: jobs[0]!.opts };
+    return { name: jobs[0]!.name, data: await fixture.batchOf(jobs[0]!), opts: jobs[0]!.opts };
   };
 
   it('answers 202 and queues one ingest job for the key’s project, with every event normalized', async () => {

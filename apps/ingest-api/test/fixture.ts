@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { IngestBatchRows, type StoredEvent } from '@tally/contracts';
+import { IngestBatchRowsRef, type StoredEvent } from '@tally/contracts';
 import { createProject, eventsOfRows, type Database, type ProjectKeys } from '@tally/db';
 import { createLogger } from '@tally/logger';
-import { closeQueues, createQueues, createRedis, QUEUES, type TallyQueues } from '@tally/queue';
+import { closeQueues, createQueues, createRedis, loadBatchRows, QUEUES, type TallyQueues } from '@tally/queue';
 import { createTestDatabase, createTestQueuePrefix, type TestDatabase, type TestQueuePrefix } from '@tally/testing';
 import { buildApp } from '../src/app.js';
 import { loadIngestApiConfig, type IngestApiConfig } from '../src/config.js';
@@ -26,6 +26,12 @@ export interface Fixture {
   build: (config?: Partial<IngestApiConfig>, dependencies?: Dependencies) => Promise<IngestApp>;
   /** Every ingest job stored under this file's prefix, whatever its state, oldest first. */
   jobs: () => Promise<Job[]>;
+  /**
+   * An ingest job's batch, its rows read from beside the job and decoded back into
+   * events. Throws unless the job is in the form the worker stores as it is, with
+   * rows that agree with the payload.
+   */
+  batchOf: (job: Job) => Promise<QueuedBatch>;
   /** Removes every job, so a test starts from an empty queue. */
   clearJobs: () => Promise<void>;
   cleanup: () => Promise<void>;
@@ -36,7 +42,8 @@ export async function createFixture(): Promise<Fixture> {
   const prefix = createTestQueuePrefix();
   const keys = await createProject(database.db, 'ingest-test');
   // Inspects the queue over a connection of its own, which no outage test touches.
-  const inspector = new Queue(QUEUES.ingest, { connection: { url: prefix.redisUrl }, prefix: prefix.prefix });
+  const inspection = createRedis(prefix.redisUrl, 'worker');
+  const inspector = new Queue(QUEUES.ingest, { connection: inspection, prefix: prefix.prefix });
   const built: { app: IngestApp; queues: TallyQueues; redis: Redis }[] = [];
 
   return {
@@ -63,6 +70,7 @@ export async function createFixture(): Promise<Fixture> {
       const jobs = await inspector.getJobs(['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed', 'paused']);
       return jobs.sort((a, b) => a.timestamp - b.timestamp);
     },
+    batchOf: (job) => batchOf(inspection, prefix.prefix, job),
     clearJobs: () => inspector.obliterate({ force: true }),
     cleanup: async () => {
       for (const { app, queues, redis } of built) {
@@ -71,6 +79,7 @@ export async function createFixture(): Promise<Fixture> {
         redis.disconnect();
       }
       await inspector.close();
+      inspection.disconnect();
       await prefix.remove();
       await database.drop();
     },
@@ -119,17 +128,17 @@ export async function metricValue(app: IngestApp, series: string): Promise<numbe
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
 
-const rowsPayload = TypeCompiler.Compile(IngestBatchRows);
+const rowsPayload = TypeCompiler.Compile(IngestBatchRowsRef);
 
-/**
- * An ingest job's batch, its rows decoded back into events. Throws unless the job
- * is in the form the worker stores as it is, with rows that agree with the payload.
- */
-export function queuedBatch(job: Job): IngestBatchRows & { events: StoredEvent[] } {
-  if (!rowsPayload.Check(job.data)) throw new Error(`job ${job.id} is not a batch of rows: ${JSON.stringify(job.data).slice(0, 200)}`);
-  const decoded = eventsOfRows(job.data.rows);
+export type QueuedBatch = IngestBatchRowsRef & { rows: Buffer; events: StoredEvent[] };
+
+async function batchOf(redis: Redis, prefix: string, job: Job): Promise<QueuedBatch> {
+  if (!rowsPayload.Check(job.data)) throw new Error(`job ${job.id} is not a batch with its rows beside it: ${JSON.stringify(job.data).slice(0, 200)}`);
+  const rows = await loadBatchRows(redis, prefix, job.data.rowsId);
+  if (rows === null) throw new Error(`job ${job.id}: its rows are not in Redis`);
+  const decoded = eventsOfRows(rows.toString());
   if (decoded.projectId !== job.data.projectId || decoded.receivedAt !== job.data.receivedAt || decoded.events.length !== job.data.count) {
     throw new Error(`job ${job.id}: its rows disagree with its payload`);
   }
-  return { ...job.data, events: decoded.events };
+  return { ...job.data, rows, events: decoded.events };
 }

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EVENT_DEPTH, type StoredEvent } from '@tally/contracts';
 import { createProject, generateKey, insertEventRows, type ProjectKeys } from '@tally/db';
-import { createFixture, queuedBatch, type Fixture, type IngestApp } from './fixture.js';
+import { createFixture, type Fixture, type IngestApp } from './fixture.js';
 
 /**
  * Thousands of hostile requests against the ingest API (in process, real Postgres
@@ -589,7 +589,7 @@ describe('the ingest API under thousands of hostile requests', () => {
     const projectIds = { A: keys.a.projectId, B: keys.b.projectId };
     const queued = new Map<string, StoredEvent>();
     for (const job of jobs) {
-      const batch = queuedBatch(job);
+      const batch = await fixture.batchOf(job);
       for (const event of batch.events) {
         expect(event.eventId).toMatch(/^ok-/);
         expect(refusedValid.has(event.eventId)).toBe(false);
@@ -621,7 +621,7 @@ describe('the ingest API under thousands of hostile requests', () => {
   it('leaves nothing the worker would refuse: every queued batch inserts, and only the accepted events are stored', async () => {
     // Their rows, as the worker stores them.
     for (const job of await fixture.jobs()) {
-      const { rows, count } = queuedBatch(job);
+      const { rows, count } = await fixture.batchOf(job);
       await insertEventRows(fixture.database.db, rows, count);
     }
     const { rows } = await fixture.database.db.$client.query<{ event_id: string }>('SELECT event_id FROM analytics_events');

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createFixture, post, queuedBatch, validEvents, type Fixture, type IngestApp } from './fixture.js';
+import { createFixture, post, validEvents, type Fixture, type IngestApp } from './fixture.js';
 
 const DAY = 86_400_000;
 const RETENTION = /is more than 30 days in the past; events older than the retention period are not kept$/;
@@ -18,7 +18,7 @@ describe('POST /v1/batch with RETENTION_DAYS set refuses each event older than t
   beforeEach(() => fixture.clearJobs());
 
   const queuedEventIds = async () =>
-    (await fixture.jobs()).flatMap((job) => queuedBatch(job).events.map((event) => event.eventId));
+    (await Promise.all((await fixture.jobs()).map(fixture.batchOf))).flatMap((batch) => batch.events.map((event) => event.eventId));
 
   it('accepts the rest of the batch and names the too-old event by index, in the same errors list', async () => {
     const [exposure, pageview, conversion] = validEvents();

@@ -3,13 +3,13 @@ import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import type { Database } from '@tally/db';
 import type { Logger } from '@tally/logger';
-import { closeQueues, createQueues, JOBS, QUEUES, type QueueName, type TallyQueues } from '@tally/queue';
+import { closeQueues, createQueues, JOBS, loadBatchRows, QUEUES, type QueueName, type TallyQueues } from '@tally/queue';
 import type { WorkerConfig } from './config.js';
 import { createHandlers } from './handlers.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { OutagePause } from './outage.js';
 import { createProcessor, isJobName } from './processor.js';
-import { dropStoredRows } from './stored-rows.js';
+import { rowsAfterJob } from './stored-rows.js';
 
 export interface StartWorkerOptions {
   config: Pick<WorkerConfig, 'QUEUE_PREFIX' | 'WORKER_CONCURRENCY' | 'PARTITION_PREMAKE_DAYS'> &
@@ -81,6 +81,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       behindAt: config.WORKER_CONCURRENCY,
       maxMs: config.ROLLUP_YIELD_MAX_MS ?? 10_000,
     },
+    loadBatchRows: (rowsId) => loadBatchRows(connection, config.QUEUE_PREFIX, rowsId),
   });
   const outage = new OutagePause(logger, options.outagePauseMs);
 
@@ -107,7 +108,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: false, ...lockSettings },
   );
   outage.attach(ingest);
-  ingest.on('completed', (job) => dropStoredRows(job, logger));
+  const rows = rowsAfterJob(connection, config.QUEUE_PREFIX, logger);
+  ingest.on('completed', (job) => rows.completed(job));
+  // BullMQ sets finishedOn only when the job lands in the failed set for good.
+  ingest.on('failed', (job) => {
+    if (job?.finishedOn !== undefined) rows.failedForGood(job);
+  });
   // One job at a time per process; the database serializes rollups across processes too.
   const serial = (queue: QueueName) =>
     new Worker(queue, createProcessor(queue, handlers), {

@@ -13,6 +13,7 @@ import {
   rollUpPending,
   savePartitionSettings,
   type Database,
+  type EventRows,
   type KeptReason,
   type PartitionInterval,
 } from '@tally/db';
@@ -57,6 +58,8 @@ export interface HandlerDependencies {
   /** Most events folded by one rollup transaction. */
   rollupWindowEvents: number;
   rollupYield: RollupYield;
+  /** A queued batch's rows, from beside its job (@tally/queue's batch-rows); null when they are gone. */
+  loadBatchRows: (rowsId: string) => Promise<Buffer | null>;
 }
 
 /**
@@ -84,7 +87,20 @@ export function createHandlers({
   partitions,
   rollupWindowEvents,
   rollupYield,
+  loadBatchRows,
 }: HandlerDependencies): JobHandlers {
+  /** The rows to store: from beside the job as the ingest API queues them, or from jobs an earlier version queued. */
+  const rowsOf = async (payload: JobPayload<'ingest-batch'>): Promise<{ rows: EventRows; count: number }> => {
+    if ('rows' in payload) return payload;
+    if ('events' in payload) {
+      return { rows: encodeEventRows(payload.projectId, payload.receivedAt, payload.events), count: payload.events.length };
+    }
+    const rows = await loadBatchRows(payload.rowsId);
+    // Deleted once the batch was stored, or expired after the job failed for good: running it again stores nothing.
+    if (rows === null) throw new UnrecoverableError(`The batch's rows (${payload.rowsId}) are no longer in Redis: it was stored already, or failed too long ago`);
+    return { rows, count: payload.count };
+  };
+
   /** The skipped turn's result, or undefined when the rollup should run. */
   const yieldToInserts = async (): Promise<JobResults['rollup'] | undefined> => {
     if (rollupYield.maxMs === 0) return undefined;
@@ -98,11 +114,7 @@ export function createHandlers({
   return {
     'ingest-batch': async (payload, job) => {
       const { projectId } = payload;
-      // Rows as the ingest API queues them; events as an ingest API of an earlier version did.
-      const { rows, count } =
-        'rows' in payload
-          ? payload
-          : { rows: encodeEventRows(projectId, payload.receivedAt, payload.events), count: payload.events.length };
+      const { rows, count } = await rowsOf(payload);
       const endTimer = metrics.insertDuration.startTimer();
       let inserted: number;
       try {

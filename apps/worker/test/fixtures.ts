@@ -3,7 +3,8 @@ import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { StoredEvent } from '@tally/contracts';
 import { createLogger } from '@tally/logger';
-import { closeQueues, createQueues, createRedis, type TallyQueues } from '@tally/queue';
+import { encodeEventRowBytes } from '@tally/db';
+import { addIngestBatch, closeQueues, createQueues, createRedis, type TallyQueues } from '@tally/queue';
 import { createTestDatabase, createTestQueuePrefix, waitFor, type TestDatabase, type TestQueuePrefix } from '@tally/testing';
 import { startWorker, type RunningWorker, type StartWorkerOptions } from '../src/app.js';
 
@@ -13,6 +14,9 @@ export interface Fixture {
   prefix: TestQueuePrefix;
   /** Producer side, as the ingest API holds it. */
   queues: TallyQueues;
+  producer: Redis;
+  /** Queues a batch as the ingest API does: its rows beside the job. */
+  queueBatch: (projectId: string, events: StoredEvent[], receivedAt?: number) => Promise<Job>;
   start: (options?: Partial<StartWorkerOptions>) => Promise<RunningWorker>;
   /** Closes every worker started so far (each waits for its active jobs). */
   stopAll: () => Promise<void>;
@@ -29,6 +33,13 @@ export async function createFixture(): Promise<Fixture> {
     database,
     prefix,
     queues,
+    producer,
+    queueBatch: async (projectId, events, receivedAt = Date.now()) => {
+      // The producer connection refuses commands until it is up (it queues nothing offline).
+      await queues.ingest.waitUntilReady();
+      const rows = encodeEventRowBytes(projectId, receivedAt, events);
+      return addIngestBatch(queues, producer, { projectId, receivedAt, count: events.length, rows });
+    },
     start: async (options = {}) => {
       const connection = createRedis(prefix.redisUrl, 'worker');
       const worker = await startWorker({

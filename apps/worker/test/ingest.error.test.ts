@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, encodeEventRows, type DbHandle } from '@tally/db';
-import { addJob, JOBS } from '@tally/queue';
+import { addIngestBatch, addJob, batchRowsKey, FAILED_BATCH_ROWS_TTL_MS, JOBS } from '@tally/queue';
 import { waitFor } from '@tally/testing';
 import { byEventId, createFixture, makeEvents, settled, storedEvents, type Fixture } from './fixtures.js';
 
@@ -87,16 +87,17 @@ describe('ingest-batch jobs that cannot or do not succeed at once', () => {
     expect(await storedEvents(fx.database, projectId)).toEqual([]);
   });
 
-  it('fails once a batch whose rows are malformed, unnest or COPY size, storing none of it', async () => {
+  it('fails once a batch whose rows are malformed, unnest or COPY size, storing none of it, and keeps the rows while it can be retried', async () => {
     const projectId = randomUUID();
     const receivedAt = Date.now();
     const small = encodeEventRows(projectId, receivedAt, makeEvents(3));
     const large = encodeEventRows(projectId, receivedAt, makeEvents(1_000));
+    await fx.queues.ingest.waitUntilReady();
     const jobs = await Promise.all([
       // A field short: the worker decodes small batches itself.
-      addJob(fx.queues, 'ingest-batch', { projectId, receivedAt, count: 4, rows: `${small}only|two\n` }),
+      addIngestBatch(fx.queues, fx.producer, { projectId, receivedAt, count: 4, rows: Buffer.from(`${small}only|two\n`) }),
       // A time that is no time ("yesterday" would be one), in the 1,000th row: COPY refuses the whole batch.
-      addJob(fx.queues, 'ingest-batch', { projectId, receivedAt, count: 1_000, rows: large.replace(/\|[^|]+\n$/, '|soon\n') }),
+      addIngestBatch(fx.queues, fx.producer, { projectId, receivedAt, count: 1_000, rows: Buffer.from(large.replace(/\|[^|]+\n$/, '|soon\n')) }),
     ]);
 
     const [unnest, copy] = (await Promise.all(jobs.map((job) => settled(fx.queues.ingest, job.id)))) as [Job, Job];
@@ -105,6 +106,16 @@ describe('ingest-batch jobs that cannot or do not succeed at once', () => {
     expect(copy.attemptsMade).toBe(1);
     expect(copy.failedReason).toMatch(/^Postgres refused the batch: invalid input syntax for type timestamp with time zone: "soon"/);
     expect(await storedEvents(fx.database, projectId)).toEqual([]);
+    // Gone a day after BullMQ removes the failed job, not before.
+    for (const job of jobs) {
+      const ttl = await waitFor(async () => {
+        const ms = await fx.producer.pttl(batchRowsKey(fx.prefix.prefix, job.data.rowsId));
+        return ms > 0 ? ms : undefined;
+      }, { what: "the failed batch's rows to get an expiry" });
+      expect(ttl).toBeGreaterThan(FAILED_BATCH_ROWS_TTL_MS - 60_000);
+      expect(ttl).toBeLessThanOrEqual(FAILED_BATCH_ROWS_TTL_MS);
+      expect(FAILED_BATCH_ROWS_TTL_MS).toBe((ingestOptions.removeOnFail.age + 86_400) * 1_000);
+    }
   });
 
   it('fails once a batch holding an exposure without a variant, which the table refuses', async () => {

@@ -8,9 +8,24 @@ if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (value) => UUID.test
 const projectId = Type.String({ format: 'uuid' });
 
 /**
- * The batch as the ingest API queues it: its events already encoded as rows of
- * analytics_events in COPY's text format (encodeEventRows in @tally/db), which the
+ * The batch as the ingest API queues it: its events encoded as rows of
+ * analytics_events in COPY's text format (encodeEventRowBytes in @tally/db), kept
+ * in Redis beside the job under `rowsId` (batchRowsKey in @tally/queue), which the
  * worker stores as they are.
+ */
+export const IngestBatchRowsRef = Type.Object({
+  projectId,
+  receivedAt: Type.Integer(),
+  /** How many rows (events) the batch has. */
+  count: Type.Integer({ minimum: 1 }),
+  rowsId: Type.String({ format: 'uuid' }),
+});
+export type IngestBatchRowsRef = Static<typeof IngestBatchRowsRef>;
+
+/**
+ * The batch with its rows inside the job, as an ingest API of an earlier version
+ * queued it; the worker still takes it, so that jobs waiting through an upgrade
+ * are stored.
  */
 export const IngestBatchRows = Type.Object({
   projectId,
@@ -23,7 +38,7 @@ export type IngestBatchRows = Static<typeof IngestBatchRows>;
 
 /**
  * The batch as events, the form ingest jobs had before rows. The worker still takes
- * it, so that jobs queued by an earlier ingest API are stored after an upgrade.
+ * it too, so that jobs queued by an earlier ingest API are stored after an upgrade.
  */
 export const IngestBatchEvents = Type.Object({
   projectId,
@@ -46,7 +61,7 @@ export type IngestBatchStored = Static<typeof IngestBatchStored>;
 /** Payloads of every job, by job name: producers and the worker share these. */
 export const jobPayloads = {
   /** A validated batch from `POST /v1/batch`, to be inserted idempotently. */
-  'ingest-batch': Type.Union([IngestBatchRows, IngestBatchEvents]),
+  'ingest-batch': Type.Union([IngestBatchRowsRef, IngestBatchRows, IngestBatchEvents]),
   /** Premake time partitions ahead of the clock. */
   'maintain-partitions': Type.Object({}),
   /** Fold the events inserted since the last run into the experiment summaries. */

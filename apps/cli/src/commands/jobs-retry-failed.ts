@@ -1,7 +1,8 @@
 import { Job, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { Option, type Command } from 'commander';
 import type { Logger } from '@tally/logger';
-import { QUEUES } from '@tally/queue';
+import { keepBatchRows, QUEUES } from '@tally/queue';
 import type { CommandContext } from '../context.js';
 import { wholeNumber } from '../options.js';
 
@@ -43,6 +44,15 @@ export async function retryFailed(queue: Queue, limit: number | undefined, logge
       // Fresh attempts: the job gets its whole backoff again, as after a first failure.
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       retried++;
+      // The batch's rows were set to expire when the job failed for good (@tally/queue's batch-rows).
+      const { rowsId } = job.data as { rowsId?: unknown };
+      if (queue.name === QUEUES.ingest && typeof rowsId === 'string') {
+        // The queues run on an ioredis connection (createQueues), which BullMQ's type does not say.
+        const redis = (await queue.client) as unknown as Redis;
+        await keepBatchRows(redis, queue.opts.prefix!, rowsId).catch((err: unknown) =>
+          logger.warn({ err, jobId: id }, "retried, but its batch's rows still expire as set when it failed"),
+        );
+      }
     } catch (err) {
       // Removed, or retried by someone else, between listing and retrying.
       skipped++;

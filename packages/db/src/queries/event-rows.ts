@@ -26,27 +26,63 @@ export const EVENT_ROW_COLUMNS = [
   'received_at',
 ] as const;
 
+/** A batch's rows as text or as its UTF-8 bytes (encodeEventRows, encodeEventRowBytes). */
+export type EventRows = string | Buffer;
+
 /** What separates the columns of a row; COPY is told so (`DELIMITER`). */
 export const ROW_DELIMITER = '|';
 
 /** The rows of a batch's events: one `\n`-terminated line each, in the batch's order. */
 export function encodeEventRows(projectId: string, receivedAt: number, events: readonly StoredEvent[]): string {
-  const project = copyText(projectId);
-  const iso = isoFormatter();
-  const received = iso(receivedAt);
   // Joined once at the end rather than appended to: `+=` builds a tree of thousands of small
   // strings that lives on until something flattens it, which under load is after the job's
   // wait for Redis, long enough for V8 to move the whole tree into the old generation.
   const rows = new Array<string>(events.length);
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i]!;
+  const rowOf = rowEncoder(projectId, receivedAt);
+  for (let i = 0; i < events.length; i++) rows[i] = rowOf(events[i]!);
+  return rows.join('');
+}
+
+/**
+ * encodeEventRows as UTF-8 bytes, written row by row into one buffer. The text of
+ * a whole batch is never one string: a string of a batch's size (hundreds of KB)
+ * is a large object to V8, which frees it only in a full collection, and costs
+ * more per byte to make than small ones (BENCHMARKS.md). The buffer's memory is
+ * outside the heap and goes with the Buffer object, in the next young collection.
+ */
+export function encodeEventRowBytes(projectId: string, receivedAt: number, events: readonly StoredEvent[]): Buffer {
+  const rowOf = rowEncoder(projectId, receivedAt);
+  let bytes = Buffer.allocUnsafe(events.length * TYPICAL_ROW_BYTES);
+  let end = 0;
+  for (const event of events) {
+    const row = rowOf(event);
+    // A UTF-16 unit takes at most 3 bytes in UTF-8 (a surrogate pair, two units, takes 4).
+    if (bytes.length - end < row.length * 3) {
+      const grown = Buffer.allocUnsafe(Math.max(bytes.length * 2, end + row.length * 3));
+      bytes.copy(grown, 0, 0, end);
+      bytes = grown;
+    }
+    end += bytes.write(row, end);
+  }
+  return bytes.subarray(0, end);
+}
+
+/** Room for a row in the first buffer; a batch of larger rows grows it (the generated traffic: ~210 bytes). */
+const TYPICAL_ROW_BYTES = 320;
+
+/** One event's row, for the rows of one batch. */
+function rowEncoder(projectId: string, receivedAt: number): (e: StoredEvent) => string {
+  const project = copyText(projectId);
+  const iso = isoFormatter();
+  const received = iso(receivedAt);
+  return (e) => {
     const properties = e.properties === null ? null : JSON.stringify(e.properties);
-    rows[i] =
+    return (
       `${project}|${copyText(e.eventId)}|${copyText(e.eventType)}|${copyText(e.sessionId)}|${copyText(e.viewId)}|` +
       `${copyText(e.experimentId)}|${copyText(e.variantKey)}|${copyText(e.goal)}|${copyText(properties)}|` +
-      `${iso(e.timestamp)}|${iso(e.clientTimestamp)}|${received}\n`;
-  }
-  return rows.join('');
+      `${iso(e.timestamp)}|${iso(e.clientTimestamp)}|${received}\n`
+    );
+  };
 }
 
 /** Year 10000: from there on toISOString writes six-digit years, which the prefix below does not expect. */

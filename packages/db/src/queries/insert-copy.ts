@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Database } from '../client.js';
-import { EVENT_ROW_COLUMNS, ROW_DELIMITER } from './event-rows.js';
+import { EVENT_ROW_COLUMNS, ROW_DELIMITER, type EventRows } from './event-rows.js';
 
 /**
  * Stores a batch's rows (event-rows.ts) by COPY; returns how many were new.
@@ -17,7 +17,7 @@ import { EVENT_ROW_COLUMNS, ROW_DELIMITER } from './event-rows.js';
  * numbers the refused COPY drew are left unused: the rollup reads numbered
  * windows and does not mind gaps.
  */
-export async function insertRowsByCopy(db: Database, rows: string): Promise<number> {
+export async function insertRowsByCopy(db: Database, rows: EventRows): Promise<number> {
   if (rows.length === 0) return 0;
   const client = await db.$client.connect();
   try {
@@ -46,7 +46,7 @@ const UNIQUE_VIOLATION = '23505';
  * In one transaction: `COPY` into a temporary staging table, then one
  * `INSERT … SELECT … ON CONFLICT DO NOTHING` into the partitioned table.
  */
-async function insertThroughStaging(client: pg.PoolClient, rows: string): Promise<number> {
+async function insertThroughStaging(client: pg.PoolClient, rows: EventRows): Promise<number> {
   if (!sessionsWithStaging.has(client)) {
     await client.query(CREATE_STAGING);
     sessionsWithStaging.add(client);

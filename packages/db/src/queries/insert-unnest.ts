@@ -1,5 +1,5 @@
 import type { Database } from '../client.js';
-import { EVENT_ROW_COLUMNS, decodeEventRows } from './event-rows.js';
+import { EVENT_ROW_COLUMNS, decodeEventRows, type EventRows } from './event-rows.js';
 
 /** One text array per column of the rows, each cast as COPY would read it. */
 const INSERT_UNNEST = `
@@ -16,8 +16,8 @@ const INSERT_UNNEST = `
  * how many rows were new. One round trip and no staging: the cheaper way for small
  * batches.
  */
-export async function insertRowsByUnnest(db: Database, rows: string): Promise<number> {
+export async function insertRowsByUnnest(db: Database, rows: EventRows): Promise<number> {
   if (rows.length === 0) return 0;
-  const result = await db.$client.query({ name: 'tally-insert-events-unnest', text: INSERT_UNNEST, values: decodeEventRows(rows) });
+  const result = await db.$client.query({ name: 'tally-insert-events-unnest', text: INSERT_UNNEST, values: decodeEventRows(rows.toString()) });
   return result.rowCount ?? 0;
 }
