@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { IncomingEvent, normalizeBatch, type BatchBody, type BatchResponse, type IngestLimits } from '@tally/contracts';
-import { encodeEventRowBytes } from '@tally/db';
+import { IncomingEvent, normalizeEach, type BatchBody, type BatchResponse, type IngestLimits } from '@tally/contracts';
+import { eventRowBytes } from '@tally/db';
 import type { BatchToQueue } from '@tally/queue';
 import { HttpError, httpReason } from '@tally/server';
 import { admitWithin, type BodyBudget } from './admission.js';
@@ -99,10 +99,23 @@ function encodeBody(
     );
   }
   const receivedAt = Date.now();
-  const batch = normalizeBatch(events, sentAt, receivedAt, limits);
   (request as { body: unknown }).body = undefined;
-  const { rejected } = batch;
-  if (batch.events.length === 0) return { sent: events.length, rejected };
-  const rows = encodeEventRowBytes(projectId, receivedAt, batch.events);
-  return { sent: events.length, toQueue: { projectId, receivedAt, count: batch.events.length, rows }, rejected };
+  // Each event encoded as soon as it is checked, and let go of with its parsed form: a
+  // collection in the middle of a batch then finds only the events still to come alive.
+  const rows = eventRowBytes(projectId, receivedAt, events.length);
+  const rejected: BatchResponse['rejected'] = [];
+  let accepted = 0;
+  normalizeEach(events, sentAt, receivedAt, limits, {
+    accept: (event, index) => {
+      rows.add(event);
+      accepted++;
+      events[index] = undefined;
+    },
+    reject: (rejection) => {
+      rejected.push(rejection);
+      events[rejection.index] = undefined;
+    },
+  });
+  if (accepted === 0) return { sent: events.length, rejected };
+  return { sent: events.length, toQueue: { projectId, receivedAt, count: accepted, rows: rows.bytes() }, rejected };
 }

@@ -97,7 +97,9 @@ export function createHandlers({
     }
     const rows = await loadBatchRows(payload.rowsId);
     // Deleted once the batch was stored, or expired after the job failed for good: running it again stores nothing.
-    if (rows === null) throw new UnrecoverableError(`The batch's rows (${payload.rowsId}) are no longer in Redis: it was stored already, or failed too long ago`);
+    if (rows === null) {
+      throw new UnrecoverableError(`The batch's rows (${payload.rowsId}) are no longer in Redis: it was stored already, or failed too long ago`);
+    }
     return { rows, count: payload.count };
   };
 

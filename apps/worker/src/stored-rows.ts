@@ -21,12 +21,12 @@ import { deleteBatchRows, expireBatchRows } from '@tally/queue';
  * they are: nothing is lost either way.
  */
 export function rowsAfterJob(redis: Redis, prefix: string, logger: Logger) {
-  const unlessFailed = (what: string, job: Job) => (err: unknown) => logger.warn({ err, jobId: job.id }, what);
+  const warnIfFails = (what: string, job: Job) => (err: unknown) => logger.warn({ err, jobId: job.id }, what);
   return {
     completed(job: Job): void {
       const data = job.data as { projectId: string; receivedAt: number; count?: number; rowsId?: string; rows?: string; events?: unknown[] };
       if (data.rowsId !== undefined) {
-        deleteBatchRows(redis, prefix, data.rowsId).catch(unlessFailed("could not delete a stored batch's rows", job));
+        deleteBatchRows(redis, prefix, data.rowsId).catch(warnIfFails("could not delete a stored batch's rows", job));
         return;
       }
       const kept: IngestBatchStored = {
@@ -40,7 +40,7 @@ export function rowsAfterJob(redis: Redis, prefix: string, logger: Logger) {
     failedForGood(job: Job): void {
       const { rowsId } = job.data as { rowsId?: string };
       if (rowsId === undefined) return;
-      expireBatchRows(redis, prefix, rowsId).catch(unlessFailed("could not set when a failed batch's rows expire", job));
+      expireBatchRows(redis, prefix, rowsId).catch(warnIfFails("could not set when a failed batch's rows expire", job));
     },
   };
 }

@@ -273,13 +273,31 @@ export function normalizeBatch(
   receivedAt: number,
   limits: IngestLimits,
 ): NormalizedBatch {
-  const sent = sentAt === undefined ? undefined : parseTimestamp(sentAt);
-  const skewMs = sent === undefined || Number.isNaN(sent) ? 0 : receivedAt - sent;
   const result: NormalizedBatch = { events: [], rejected: [] };
-  events.forEach((raw, index) => {
-    const outcome = normalizeEvent(raw, receivedAt, skewMs, limits);
-    if ('event' in outcome) result.events.push(outcome.event);
-    else result.rejected.push({ index, errors: outcome.errors });
+  normalizeEach(events, sentAt, receivedAt, limits, {
+    accept: (event) => result.events.push(event),
+    reject: (rejection) => result.rejected.push(rejection),
   });
   return result;
+}
+
+/**
+ * normalizeBatch one event at a time, in the batch's order: each valid event goes
+ * to `accept` as soon as it is normalized, each refusal to `reject`, so that a
+ * caller can encode an event and let it go before the next one is made.
+ */
+export function normalizeEach(
+  events: unknown[],
+  sentAt: number | string | undefined,
+  receivedAt: number,
+  limits: IngestLimits,
+  to: { accept: (event: StoredEvent, index: number) => void; reject: (rejection: Rejection) => void },
+): void {
+  const sent = sentAt === undefined ? undefined : parseTimestamp(sentAt);
+  const skewMs = sent === undefined || Number.isNaN(sent) ? 0 : receivedAt - sent;
+  for (let index = 0; index < events.length; index++) {
+    const outcome = normalizeEvent(events[index], receivedAt, skewMs, limits);
+    if ('event' in outcome) to.accept(outcome.event, index);
+    else to.reject({ index, errors: outcome.errors });
+  }
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '@tally/contracts';
-import { EVENT_ROW_COLUMNS, EventRowsError, decodeEventRows, encodeEventRows, eventsOfRows } from '@tally/db';
+import { EVENT_ROW_COLUMNS, EventRowsError, decodeEventRows, encodeEventRowBytes, encodeEventRows, eventRowBytes, eventsOfRows } from '@tally/db';
 
 const PROJECT = '0d5c1f9e-8a44-4a57-9d0a-3f1e2b7c6a10';
 const RECEIVED = Date.UTC(2026, 11, 1, 12, 0, 0, 250);
@@ -42,6 +42,23 @@ describe('event rows', () => {
         expect(eventsOfRows(rows)).toEqual({ projectId: PROJECT, receivedAt: RECEIVED, events: expected });
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('encode to the same UTF-8 bytes as the text, however far the first buffer must grow', () => {
+    // Long properties of multi-byte text make rows far larger than the buffer's first guess per row.
+    const large = fc.record({ note: fc.string({ unit: 'grapheme', minLength: 200, maxLength: 2_000 }) });
+    const event = fc.tuple(storedEvent, fc.option(large, { nil: null })).map(([e, p]) => (p === null ? e : { ...e, properties: p }));
+    fc.assert(
+      fc.property(fc.array(event, { minLength: 1, maxLength: 20 }), fc.integer({ min: 0, max: 3 }), (events, expected) => {
+        const text = Buffer.from(encodeEventRows(PROJECT, RECEIVED, events));
+        expect(encodeEventRowBytes(PROJECT, RECEIVED, events).equals(text)).toBe(true);
+        // Told to expect fewer rows than it gets, too.
+        const rows = eventRowBytes(PROJECT, RECEIVED, expected);
+        events.forEach(rows.add);
+        expect(rows.bytes().equals(text)).toBe(true);
+      }),
+      { numRuns: 200 },
     );
   });
 

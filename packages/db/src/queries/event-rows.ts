@@ -48,26 +48,35 @@ export function encodeEventRows(projectId: string, receivedAt: number, events: r
  * a whole batch is never one string: a string of a batch's size (hundreds of KB)
  * is a large object to V8, which frees it only in a full collection, and costs
  * more per byte to make than small ones (BENCHMARKS.md). The buffer's memory is
- * outside the heap and goes with the Buffer object, in the next young collection.
+ * outside V8's heap, freed with the Buffer object.
  */
 export function encodeEventRowBytes(projectId: string, receivedAt: number, events: readonly StoredEvent[]): Buffer {
-  const rowOf = rowEncoder(projectId, receivedAt);
-  let bytes = Buffer.allocUnsafe(events.length * TYPICAL_ROW_BYTES);
-  let end = 0;
-  for (const event of events) {
-    const row = rowOf(event);
-    // A UTF-16 unit takes at most 3 bytes in UTF-8 (a surrogate pair, two units, takes 4).
-    if (bytes.length - end < row.length * 3) {
-      const grown = Buffer.allocUnsafe(Math.max(bytes.length * 2, end + row.length * 3));
-      bytes.copy(grown, 0, 0, end);
-      bytes = grown;
-    }
-    end += bytes.write(row, end);
-  }
-  return bytes.subarray(0, end);
+  const rows = eventRowBytes(projectId, receivedAt, events.length);
+  for (const event of events) rows.add(event);
+  return rows.bytes();
 }
 
-/** Room for a row in the first buffer; a batch of larger rows grows it (the generated traffic: ~210 bytes). */
+/** encodeEventRowBytes an event at a time: `add` encodes one, `bytes` returns the rows so far. */
+export function eventRowBytes(projectId: string, receivedAt: number, expectedRows: number): { add: (event: StoredEvent) => void; bytes: () => Buffer } {
+  const rowOf = rowEncoder(projectId, receivedAt);
+  let bytes = Buffer.allocUnsafe(Math.max(1, expectedRows) * TYPICAL_ROW_BYTES);
+  let end = 0;
+  return {
+    add: (event) => {
+      const row = rowOf(event);
+      // A UTF-16 unit takes at most 3 bytes in UTF-8 (a surrogate pair, two units, takes 4).
+      if (bytes.length - end < row.length * 3) {
+        const grown = Buffer.allocUnsafe(Math.max(bytes.length * 2, end + row.length * 3));
+        bytes.copy(grown, 0, 0, end);
+        bytes = grown;
+      }
+      end += bytes.write(row, end);
+    },
+    bytes: () => bytes.subarray(0, end),
+  };
+}
+
+/** Room for a row in the first buffer; a batch of larger rows grows it (the generated traffic's take about 250 bytes). */
 const TYPICAL_ROW_BYTES = 320;
 
 /** One event's row, for the rows of one batch. */

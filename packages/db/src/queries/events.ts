@@ -5,7 +5,7 @@ import { insertRowsByCopy } from './insert-copy.js';
 import { insertRowsByUnnest } from './insert-unnest.js';
 
 export { insertRowsByCopy, insertRowsByUnnest };
-export { EVENT_ROW_COLUMNS, EventRowsError, ROW_DELIMITER, decodeEventRows, encodeEventRowBytes, encodeEventRows, eventsOfRows, type EventRows } from './event-rows.js';
+export { EVENT_ROW_COLUMNS, EventRowsError, ROW_DELIMITER, decodeEventRows, encodeEventRowBytes, encodeEventRows, eventRowBytes, eventsOfRows, type EventRows } from './event-rows.js';
 
 /**
  * From this many events on, a batch goes through COPY; smaller ones through
