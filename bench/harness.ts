@@ -5,7 +5,7 @@
  * memory and CPU of the processes it measures, read from /proc.
  *
  * Which process is measured: the apps run as production runs them, their bundles
- * with plain node (see RUNNER), one process each. Run from the sources instead,
+ * with plain node and their `serve` scripts' flags (see RUNNER), one process each. Run from the sources instead,
  * `tsx src/main.ts` is a small node process (tsx's CLI) that spawns a second node
  * process with tsx's loader, and that second one runs the app. The app's memory
  * is that child's; the CLI parent only relays signals (its own peak is reported
@@ -270,7 +270,11 @@ export const mbOfKb = (kb: number) => Math.round(kb / 1024).toLocaleString('en-U
  * before the bundles, in BENCHMARKS.md).
  */
 export const RUN_SOURCES = process.env.BENCH_RUN_SOURCES === '1';
-export const RUNNER = RUN_SOURCES ? 'the sources under tsx (BENCH_RUN_SOURCES=1)' : 'its production bundle (`npm run build`) with plain node';
+export const RUNNER = RUN_SOURCES
+  ? 'the sources under tsx (BENCH_RUN_SOURCES=1)'
+  : process.env.BENCH_SERVE_FLAGS === '0'
+    ? "its production bundle (`npm run build`) with plain node, without its serve script's flags (BENCH_SERVE_FLAGS=0)"
+    : "its production bundle (`npm run build`) with plain node and the flags of its `serve` script (apps/<app>/package.json)";
 
 let built = false;
 /** Starts an app the way RUNNER says, building the bundles once per scenario. */
@@ -279,11 +283,26 @@ export function startMeasuredApp(root: string, name: string, env: Record<string,
     execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
     built = true;
   }
-  // BENCH_NODE_OPTIONS: V8 flags for the apps (their environment is theirs alone otherwise); BENCH_NODE_ARGS:
-  // flags NODE_OPTIONS refuses, such as --cpu-prof or --trace-gc, put on the bundle's command line.
+  // Each bundle runs with the node flags of its app's `serve` script, as in production (BENCH_SERVE_FLAGS=0:
+  // none, Node's defaults). BENCH_NODE_OPTIONS: more V8 flags for the apps (their environment is theirs alone
+  // otherwise); BENCH_NODE_ARGS: flags NODE_OPTIONS refuses, such as --cpu-prof or --trace-gc, put on the
+  // bundle's command line. BENCH_APP_ENV: more of the apps' environment, as KEY=VALUE pairs separated by spaces.
   const nodeOptions = process.env.BENCH_NODE_OPTIONS;
-  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean);
-  return startApp(name, nodeOptions ? { ...env, NODE_OPTIONS: nodeOptions } : env, { built: !RUN_SOURCES, nodeArgs });
+  const serveFlags = process.env.BENCH_SERVE_FLAGS === '0' ? [] : serveNodeFlags(root, name);
+  const nodeArgs = [...serveFlags, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  const appEnv = Object.fromEntries(
+    (process.env.BENCH_APP_ENV ?? '').split(' ').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+  );
+  return startApp(name, { ...appEnv, ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, { built: !RUN_SOURCES, nodeArgs });
+}
+
+/** The flags between `node` and `dist/main.js` in the app's `serve` script (apps/<app>/package.json). */
+export function serveNodeFlags(root: string, name: string): string[] {
+  const manifest = JSON.parse(readFileSync(join(root, 'apps', name, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const serve = manifest.scripts?.serve ?? '';
+  const match = /^node((?: --?[\w-]+(?:=\S+)?)*) dist\/main\.js$/.exec(serve);
+  if (!match) throw new Error(`apps/${name}/package.json: its serve script is not "node [flags] dist/main.js": ${JSON.stringify(serve)}`);
+  return match[1]!.split(' ').filter(Boolean);
 }
 
 /**
