@@ -270,9 +270,10 @@ export const mbOfKb = (kb: number) => Math.round(kb / 1024).toLocaleString('en-U
  * before the bundles, in BENCHMARKS.md).
  */
 export const RUN_SOURCES = process.env.BENCH_RUN_SOURCES === '1';
+const SERVE_FLAGS = process.env.BENCH_SERVE_FLAGS !== '0';
 export const RUNNER = RUN_SOURCES
   ? 'the sources under tsx (BENCH_RUN_SOURCES=1)'
-  : process.env.BENCH_SERVE_FLAGS === '0'
+  : !SERVE_FLAGS
     ? "its production bundle (`npm run build`) with plain node, without its serve script's flags (BENCH_SERVE_FLAGS=0)"
     : "its production bundle (`npm run build`) with plain node and the flags of its `serve` script (apps/<app>/package.json)";
 
@@ -288,7 +289,7 @@ export function startMeasuredApp(root: string, name: string, env: Record<string,
   // otherwise); BENCH_NODE_ARGS: flags NODE_OPTIONS refuses, such as --cpu-prof or --trace-gc, put on the
   // bundle's command line. BENCH_APP_ENV: more of the apps' environment, as KEY=VALUE pairs separated by spaces.
   const nodeOptions = process.env.BENCH_NODE_OPTIONS;
-  const serveFlags = process.env.BENCH_SERVE_FLAGS === '0' ? [] : serveNodeFlags(root, name);
+  const serveFlags = SERVE_FLAGS ? serveNodeFlags(root, name) : [];
   const nodeArgs = [...serveFlags, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
   const appEnv = Object.fromEntries(
     (process.env.BENCH_APP_ENV ?? '').split(' ').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),

@@ -110,9 +110,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   outage.attach(ingest);
   const rows = rowsAfterJob(connection, config.QUEUE_PREFIX, logger);
   ingest.on('completed', (job) => rows.completed(job));
-  // BullMQ sets finishedOn only when the job lands in the failed set for good.
   ingest.on('failed', (job) => {
-    if (job?.finishedOn !== undefined) rows.failedForGood(job);
+    if (job && failedForGood(job)) rows.failedForGood(job);
   });
   // One job at a time per process; the database serializes rollups across processes too.
   const serial = (queue: QueueName) =>
@@ -181,12 +180,16 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   };
 }
 
+/** BullMQ sets finishedOn only when a job lands in the failed set for good, not when it will be retried. */
+function failedForGood(job: Job): boolean {
+  return job.finishedOn !== undefined;
+}
+
 function observe(worker: Worker, logger: Logger, metrics: WorkerMetrics): void {
   const nameOf = (job: Job | undefined) => (job && isJobName(job.name) ? job.name : 'unknown');
   worker.on('completed', (job) => metrics.jobsCompleted.inc({ name: nameOf(job) }));
   worker.on('failed', (job, err) => {
-    // BullMQ sets finishedOn only when the job lands in the failed set for good.
-    const final = job?.finishedOn !== undefined;
+    const final = job !== undefined && failedForGood(job);
     metrics.jobsFailed.inc({ name: nameOf(job), final: String(final) });
     const context = { jobId: job?.id, name: nameOf(job), attemptsMade: job?.attemptsMade, err };
     if (final) logger.error(context, 'job failed');

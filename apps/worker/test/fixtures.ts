@@ -35,8 +35,6 @@ export async function createFixture(): Promise<Fixture> {
     queues,
     producer,
     queueBatch: async (projectId, events, receivedAt = Date.now()) => {
-      // The producer connection refuses commands until it is up (it queues nothing offline).
-      await queues.ingest.waitUntilReady();
       const rows = encodeEventRowBytes(projectId, receivedAt, events);
       return addIngestBatch(queues, producer, { projectId, receivedAt, count: events.length, rows });
     },

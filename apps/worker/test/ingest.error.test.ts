@@ -92,7 +92,6 @@ describe('ingest-batch jobs that cannot or do not succeed at once', () => {
     const receivedAt = Date.now();
     const small = encodeEventRows(projectId, receivedAt, makeEvents(3));
     const large = encodeEventRows(projectId, receivedAt, makeEvents(1_000));
-    await fx.queues.ingest.waitUntilReady();
     const jobs = await Promise.all([
       // A field short: the worker decodes small batches itself.
       addIngestBatch(fx.queues, fx.producer, { projectId, receivedAt, count: 4, rows: Buffer.from(`${small}only|two\n`) }),

@@ -41,6 +41,8 @@ export async function addIngestBatch(
   { rows, ...batch }: BatchToQueue,
 ): Promise<Job> {
   const prefix = queuePrefix(queues);
+  // As addJob does (BullMQ waits for its connection): a producer connection refuses commands until it is up.
+  await queues[JOBS['ingest-batch'].queue].waitUntilReady();
   const rowsId = await saveBatchRows(redis, prefix, rows);
   try {
     return await addJob(queues, 'ingest-batch', { ...batch, rowsId });
