@@ -1,6 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Database } from '../client.js';
 import { experimentSettings } from '../schema/experiment-settings.js';
+import { oncePerDatabase } from './prepared.js';
 
 /** An experiment's settings; every field null (and `updatedAt` null) when it was never configured. */
 export interface ExperimentSettings {
@@ -83,15 +84,21 @@ export function settingsProblems(input: ExperimentSettingsInput): string[] {
   return problems;
 }
 
+// Read with every results request.
+const settingsStatement = oncePerDatabase((db) =>
+  db
+    .select()
+    .from(experimentSettings)
+    .where(and(eq(experimentSettings.projectId, sql.placeholder('projectId')), eq(experimentSettings.experimentId, sql.placeholder('experimentId'))))
+    .prepare('tally_experiment_settings'),
+);
+
 export async function getExperimentSettings(
   db: Database,
   projectId: string,
   experimentId: string,
 ): Promise<ExperimentSettings> {
-  const [row] = await db
-    .select()
-    .from(experimentSettings)
-    .where(and(eq(experimentSettings.projectId, projectId), eq(experimentSettings.experimentId, experimentId)));
+  const [row] = await settingsStatement(db).execute({ projectId, experimentId });
   if (!row) return { experimentId, name: null, control: null, weights: null, updatedAt: null };
   return {
     experimentId,

@@ -1,6 +1,7 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Database } from '../client.js';
 import { experimentTotals, experimentVariantTotals, rollupState } from '../schema/summaries.js';
+import { oncePerDatabase } from './prepared.js';
 import type { ExperimentCounts, VariantCounts } from './raw-results.js';
 
 /**
@@ -31,6 +32,28 @@ export async function experimentResults(
   return counts;
 }
 
+// goal IN ('', $goal): the overall rows, and the asked goal's rows ('' when none is asked).
+const resultsStatement = oncePerDatabase((db) =>
+  db
+    .select({
+      asOf: sql`(SELECT ${rollupState.asOf} FROM ${rollupState} WHERE ${rollupState.name} = 'experiments')`.mapWith(rollupState.asOf),
+      excludedSessions: experimentTotals.excludedSessions,
+      variant: experimentVariantTotals,
+    })
+    .from(experimentTotals)
+    .leftJoin(
+      experimentVariantTotals,
+      and(
+        eq(experimentVariantTotals.projectId, experimentTotals.projectId),
+        eq(experimentVariantTotals.experimentId, experimentTotals.experimentId),
+        inArray(experimentVariantTotals.goal, ['', sql.placeholder('goal')]),
+      ),
+    )
+    .where(and(eq(experimentTotals.projectId, sql.placeholder('projectId')), eq(experimentTotals.experimentId, sql.placeholder('experimentId'))))
+    .orderBy(asc(experimentVariantTotals.variantKey))
+    .prepare('tally_experiment_results'),
+);
+
 /**
  * An experiment's results with the `asOf` they are as of, in one statement: a
  * statement reads one snapshot, and the rollup updates the summaries and
@@ -43,23 +66,7 @@ export async function experimentResultsAsOf(
   experimentId: string,
   goal: string | null = null,
 ): Promise<(ExperimentCounts & { asOf: Date }) | undefined> {
-  const rows = await db
-    .select({
-      asOf: sql`(SELECT ${rollupState.asOf} FROM ${rollupState} WHERE ${rollupState.name} = 'experiments')`.mapWith(rollupState.asOf),
-      excludedSessions: experimentTotals.excludedSessions,
-      variant: experimentVariantTotals,
-    })
-    .from(experimentTotals)
-    .leftJoin(
-      experimentVariantTotals,
-      and(
-        eq(experimentVariantTotals.projectId, experimentTotals.projectId),
-        eq(experimentVariantTotals.experimentId, experimentTotals.experimentId),
-        inArray(experimentVariantTotals.goal, goal === null ? [''] : ['', goal]),
-      ),
-    )
-    .where(and(eq(experimentTotals.projectId, projectId), eq(experimentTotals.experimentId, experimentId)))
-    .orderBy(asc(experimentVariantTotals.variantKey));
+  const rows = await resultsStatement(db).execute({ projectId, experimentId, goal: goal ?? '' });
   const [first] = rows;
   if (!first) return undefined;
 
@@ -105,47 +112,60 @@ const asOfOf = (text: string | null | undefined) => finiteAsOf(text == null ? nu
 /** `asOf` of rollup_state in the statement's snapshot: '-infinity' (no rollup yet) as null. */
 const AS_OF = sql`(SELECT CASE WHEN isfinite(as_of) THEN as_of END FROM rollup_state WHERE name = 'experiments')`;
 
+// From rollup_state (one row, made by the migrations): a project without
+// experiments still gets a row, which carries asOf.
+const listStatement = oncePerDatabase((db) =>
+  db
+    .select({
+      asOf: rollupState.asOf,
+      experimentId: experimentTotals.experimentId,
+      exposedSessions: experimentTotals.exposedSessions,
+      excludedSessions: experimentTotals.excludedSessions,
+      firstExposureAt: experimentTotals.firstExposureAt,
+      lastExposureAt: experimentTotals.lastExposureAt,
+      variantKey: experimentVariantTotals.variantKey,
+      sessions: experimentVariantTotals.sessions,
+    })
+    .from(rollupState)
+    .leftJoin(experimentTotals, eq(experimentTotals.projectId, sql.placeholder('projectId')))
+    .leftJoin(
+      experimentVariantTotals,
+      and(
+        eq(experimentVariantTotals.projectId, experimentTotals.projectId),
+        eq(experimentVariantTotals.experimentId, experimentTotals.experimentId),
+        eq(experimentVariantTotals.goal, ''),
+        gt(experimentVariantTotals.sessions, 0),
+      ),
+    )
+    .where(eq(rollupState.name, 'experiments'))
+    .orderBy(asc(experimentTotals.experimentId), asc(experimentVariantTotals.variantKey))
+    .prepare('tally_experiment_list'),
+);
+
 /**
  * A project's experiments with their assigned sessions per variant, and the `asOf`
  * they are as of, in one statement (one snapshot, as experimentResultsAsOf).
  */
 export async function listExperimentsAsOf(db: Database, projectId: string): Promise<{ experiments: ExperimentListItem[]; asOf: Date }> {
-  const { rows } = await db.execute<{
-    as_of: string | null;
-    experiment_id: string | null;
-    exposed_sessions: string;
-    excluded_sessions: string;
-    first_exposure_at: string;
-    last_exposure_at: string;
-    variant_key: string | null;
-    sessions: string;
-  }>(sql`
-    SELECT ${AS_OF} AS as_of, t.experiment_id, t.exposed_sessions, t.excluded_sessions, t.first_exposure_at,
-      t.last_exposure_at, v.variant_key, v.sessions
-    -- One row even for a project without experiments: it carries asOf.
-    FROM (VALUES (1)) AS one (x)
-    LEFT JOIN experiment_totals t ON t.project_id = ${projectId}
-    LEFT JOIN experiment_variant_totals v
-      ON v.project_id = t.project_id AND v.experiment_id = t.experiment_id AND v.goal = '' AND v.sessions > 0
-    ORDER BY t.experiment_id, v.variant_key`);
+  const rows = await listStatement(db).execute({ projectId });
   const experiments = new Map<string, ExperimentListItem>();
   for (const row of rows) {
-    if (row.experiment_id === null) continue;
-    let experiment = experiments.get(row.experiment_id);
+    if (row.experimentId === null) continue;
+    let experiment = experiments.get(row.experimentId);
     if (!experiment) {
       experiment = {
-        experimentId: row.experiment_id,
-        exposedSessions: Number(row.exposed_sessions),
-        excludedSessions: Number(row.excluded_sessions),
-        firstExposureAt: new Date(row.first_exposure_at).toISOString(),
-        lastExposureAt: new Date(row.last_exposure_at).toISOString(),
+        experimentId: row.experimentId,
+        exposedSessions: row.exposedSessions!,
+        excludedSessions: row.excludedSessions!,
+        firstExposureAt: row.firstExposureAt!.toISOString(),
+        lastExposureAt: row.lastExposureAt!.toISOString(),
         variants: [],
       };
-      experiments.set(row.experiment_id, experiment);
+      experiments.set(row.experimentId, experiment);
     }
-    if (row.variant_key !== null) experiment.variants.push({ variantKey: row.variant_key, sessions: Number(row.sessions) });
+    if (row.variantKey !== null) experiment.variants.push({ variantKey: row.variantKey, sessions: row.sessions! });
   }
-  return { experiments: [...experiments.values()], asOf: asOfOf(rows[0]?.as_of) };
+  return { experiments: [...experiments.values()], asOf: finiteAsOf(rows[0]?.asOf) };
 }
 
 export interface TimeseriesPoint {
